@@ -1,0 +1,174 @@
+"""Run one cell: a strategy + config on a trace, in serial or threads mode.
+
+A cell is measured ``reps`` times, each on a fresh state (fresh mapping over
+the reused arena), after one untimed warm-up run on a prefix of the trace
+that compiles or loads the kernels and faults in the arena's pages.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alloclab import strategies
+from alloclab.harness import executor as ex
+from alloclab.strategies import _counters as C
+from alloclab.strategies._heap import DEFAULT_ARENA_MB, Heap
+
+# Serial replay runs in slices so that long runs stay interruptible and a
+# strategy can sample memory (``sample_memory``) between them; a slice costs
+# one Python->numba call (~5-20 us), < 0.1 ns/op at this length.
+SLICE_OPS = 1 << 18
+WARMUP_OPS = 20_000
+MODES = ("serial", "threads")
+
+
+@dataclass
+class RunResult:
+    status: str
+    error: str
+    wall_s: float
+    counters: np.ndarray            # summed over Ps
+    per_p_wall_s: list[float]
+    peak_mapped_bytes: int
+    in_use_at_peak: int             # -1 if not measured (threads mode)
+    extra: dict = field(default_factory=dict)
+    state: object = None
+
+
+def _split_by_p(trace, procs):
+    out = []
+    for p in range(procs):
+        idx = np.flatnonzero(trace.p == p)
+        out.append(tuple(np.ascontiguousarray(col[idx]) for col in (trace.p, trace.op, trace.kind, trace.size, trace.obj)))
+    return out
+
+
+def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=DEFAULT_ARENA_MB,
+                stop=None, progress=None) -> RunResult:
+    """Replay ``trace`` (or its first ``stop`` ops) once on a fresh state."""
+    heap = Heap(arena_mb << 20)
+    st = mod.make_state(config, heap, procs)
+    n = len(trace) if stop is None else min(stop, len(trace))
+    addr_of = np.full(max(trace.nobj, 1), ex.UNPUBLISHED, np.int64)
+    shadow = np.zeros(heap.arena.shape[0] if check else 1, np.uint8)
+    align16 = bool(getattr(mod, "ALIGN16", True))
+    sample = getattr(mod, "sample_memory", None)
+    peak_op = trace.stats()["peak_op"] if stop is None else -1
+    flags = np.zeros(1, np.int64)
+    status, fail_op, fail_addr, in_use_peak = ex.OK, -1, -1, -1
+    per_p = []
+    if mode == "serial":
+        stats = ex.new_stats()
+        wall = 0.0
+        for start in range(0, n, SLICE_OPS):
+            end = min(n, start + SLICE_OPS)
+            t0 = time.perf_counter()
+            status = ex.replay(st, heap.arena64, trace.p, trace.op, trace.kind, trace.size, trace.obj, addr_of,
+                               start, end, check, align16, shadow, False, peak_op, stats, flags)
+            wall += time.perf_counter() - t0
+            if sample is not None:
+                sample(st)
+            if progress is not None:
+                progress(end - start)
+            if status != ex.OK:
+                break
+        fail_op, fail_addr, in_use_peak = int(stats[ex.S_FAIL_OP]), int(stats[ex.S_FAIL_ADDR]), int(stats[ex.S_IN_USE_AT_PEAK])
+        per_p = [wall]
+    elif mode == "threads":
+        if stop is not None:
+            trace_cols = _split_by_p(_prefix(trace, n), procs)
+        else:
+            trace_cols = _split_by_p(trace, procs)
+        results = [None] * procs
+        times = [0.0] * procs
+        stats_rows = [ex.new_stats() for _ in range(procs)]
+        barrier = threading.Barrier(procs + 1)
+
+        def worker(p):
+            cols = trace_cols[p]
+            barrier.wait()
+            t0 = time.perf_counter()
+            results[p] = ex.replay(st, heap.arena64, *cols, addr_of, 0, cols[0].shape[0], check, align16,
+                                   shadow, True, -1, stats_rows[p], flags)
+            times[p] = time.perf_counter() - t0
+
+        threads = [threading.Thread(target=worker, args=(p,), daemon=True) for p in range(procs)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        if sample is not None:
+            sample(st)
+        per_p = times
+        for p in range(procs):
+            if results[p] not in (ex.OK, ex.ABORTED):
+                status = results[p]
+                fail_op, fail_addr = int(stats_rows[p][ex.S_FAIL_OP]), int(stats_rows[p][ex.S_FAIL_ADDR])
+                break
+        else:
+            if any(r == ex.ABORTED for r in results):
+                status = ex.ABORTED
+        if progress is not None:
+            progress(n)
+    else:
+        raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
+    counters = st.counters.sum(axis=0)
+    peak_mapped = int(mod.peak_mapped_bytes(st)) if hasattr(mod, "peak_mapped_bytes") else heap.peak_mapped_bytes
+    if status == ex.OK:
+        st_name, err = "ok", ""
+    elif status == ex.OOM:
+        st_name = "oom"
+        err = (f"arena exhausted at op {fail_op}: {mod.NAME} asked to map {int(heap.meta[6])} bytes with "
+               f"{heap.mapped_bytes >> 20} MiB of {arena_mb} MiB mapped (raise --arena-mb)")
+    else:
+        st_name = "check_failed"
+        err = f"{ex.STATUS_TEXT[status]} at op {fail_op} (address {fail_addr})"
+        if 0 <= fail_op < len(trace):
+            err += (f": {'alloc' if trace.op[fail_op] == 0 else 'free'} of object {trace.obj[fail_op]}, "
+                    f"{trace.size[fail_op]} B on P{trace.p[fail_op]}")
+    return RunResult(st_name, err, wall, counters, per_p, peak_mapped, in_use_peak, state=st)
+
+
+def _prefix(trace, n):
+    from alloclab.workloads.trace import Trace
+
+    return Trace(trace.p[:n], trace.op[:n], trace.kind[:n], trace.size[:n], trace.obj[:n], trace.procs, trace.meta)
+
+
+def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False, arena_mb=DEFAULT_ARENA_MB,
+             warmup=True, progress=None, on_rep=None):
+    """Measure a cell ``reps`` times; returns a list of ``(rep, RunResult)``."""
+    mod = strategies.get(strategy)
+    procs = trace.procs
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
+    if warmup:
+        # warm-up in the mode being measured, on a prefix (threads too: it starts the kernels' code paths)
+        replay_once(mod, config, trace, procs, mode=mode, check=False, arena_mb=arena_mb,
+                    stop=min(len(trace), WARMUP_OPS))
+    out = []
+    for rep in range(reps):
+        r = replay_once(mod, config, trace, procs, mode=mode, check=check, arena_mb=arena_mb, progress=progress)
+        if check and r.status == "ok":
+            errs = mod.check(r.state)
+            if errs:
+                r.status, r.error = "check_failed", f"{strategy}.check(): " + "; ".join(errs[:3])
+        out.append((rep, r))
+        if on_rep is not None:
+            on_rep(rep, r)
+        if r.status != "ok":
+            break
+    return out
+
+
+def counters_dict(mod, counters: np.ndarray) -> dict[str, int]:
+    d = {name: int(counters[i]) for i, name in C.STANDARD_NAMES.items()}
+    for j, name in enumerate(getattr(mod, "EXTRA_COUNTERS", ())):
+        d[name] = int(counters[C.EXTRA_BASE + j])
+    return d

@@ -1,0 +1,66 @@
+"""alloclab.workloads: named workloads that generate traces, and trace files.
+
+Each workload module exposes ``NAME``, ``DESCRIPTION``, ``PARAMS`` (name ->
+(default, doc)) and ``generate(procs, seed, scale, **params) -> Trace``.
+``scale`` multiplies the workload's size (1.0 = the publishing default).
+A workload spec ``trace:PATH`` loads a saved trace instead.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import alloclab.strategies  # noqa: F401  (configures numba's cache folder first)
+
+_REGISTRY: dict[str, str] = {
+    "random": "alloclab.workloads.random",
+    "spawn-storm": "alloclab.workloads.spawn_storm",
+    "web": "alloclab.workloads.web",
+    "pipeline": "alloclab.workloads.pipeline",
+    "larson": "alloclab.workloads.larson",
+    "tiny": "alloclab.workloads.tiny",
+    "large-mix": "alloclab.workloads.large_mix",
+    "phase-shift": "alloclab.workloads.phase_shift",
+}
+
+
+class UnknownWorkload(KeyError):
+    def __str__(self):
+        return f"unknown workload {self.args[0]!r}; choose from {', '.join(names())} or trace:FILE"
+
+
+def names() -> list[str]:
+    return [n for n, m in _REGISTRY.items() if importlib.util.find_spec(m) is not None]
+
+
+def get(name: str):
+    if name not in _REGISTRY or importlib.util.find_spec(_REGISTRY[name]) is None:
+        raise UnknownWorkload(name)
+    return importlib.import_module(_REGISTRY[name])
+
+
+def parse_params(mod, pairs: dict[str, str] | None) -> dict:
+    """Coerce ``--param k=v`` strings to the types of the workload's defaults."""
+    out = {}
+    for k, v in (pairs or {}).items():
+        if k not in mod.PARAMS:
+            raise ValueError(f"workload {mod.NAME!r} has no parameter {k!r}; it has {', '.join(mod.PARAMS) or 'none'}")
+        default = mod.PARAMS[k][0]
+        try:
+            out[k] = type(default)(v) if not isinstance(v, type(default)) else v
+        except (TypeError, ValueError):
+            raise ValueError(f"workload parameter {k}={v!r}: expected {type(default).__name__}") from None
+    return out
+
+
+def generate(name: str, procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    if name.startswith("trace:"):
+        from alloclab.workloads import trace
+
+        return trace.load(name[len("trace:"):])
+    mod = get(name)
+    if not (0 < scale <= 1000):
+        raise ValueError(f"scale {scale} outside (0, 1000]")
+    if not 1 <= procs <= 1024:
+        raise ValueError(f"procs {procs} outside 1..1024")
+    return mod.generate(procs=procs, seed=seed, scale=scale, **params)
