@@ -1,0 +1,35 @@
+# The two commands of the README's quick start. Both create .venv and install
+# everything they need, on a machine with only Python 3.11+ installed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: bench test test-fast bench-micro fuzz clean clean-cache
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# the quick suite + report; prints the path of index.html at the end
+bench: $(STAMP)
+	$(BIN)/alloclab bench --suite quick --report
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# pytest-benchmark micro-suite (not part of `make test`)
+bench-micro: $(STAMP)
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-only --benchmark-autosave
+
+# a longer fuzz run for local use (see README)
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests -k "random_sequences or fuzz"
+
+clean-cache:
+	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/alloclab
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

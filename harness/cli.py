@@ -1,0 +1,436 @@
+"""The ``alloclab`` command line.
+
+Exit status: 0 ok, 1 a check or regression failed, 2 bad input (one line on
+stderr naming the problem, no traceback, no partial output file).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tomllib
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MAX_PROCS = 1024
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (not usage + error) and exit 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _bad(msg: str) -> "NoReturn":  # noqa: F821
+    from alloclab.harness.errors import UsageError
+
+    raise UsageError(msg)
+
+
+def _kv(s: str):
+    if "=" not in s:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {s!r}")
+    k, v = s.split("=", 1)
+    return k.strip(), v.strip()
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _nonneg_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _procs(s: str) -> int:
+    v = _positive_int(s)
+    if v > MAX_PROCS:
+        raise argparse.ArgumentTypeError(f"procs {v} above the limit {MAX_PROCS}")
+    return v
+
+
+def _arena_mb(s: str) -> int:
+    v = _positive_int(s)
+    if v > 65536:
+        raise argparse.ArgumentTypeError(f"arena {v} MiB above the limit 65536 MiB")
+    return v
+
+
+def _scale(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not 0 < v <= 1000:
+        raise argparse.ArgumentTypeError(f"scale {v} outside (0, 1000]")
+    return v
+
+
+def load_config(strategy: str, path: str | None):
+    """A strategy's Config from defaults or a TOML file (top-level keys, or a [strategy] table)."""
+    from alloclab import strategies
+
+    mod = strategies.get(strategy)
+    if path is None:
+        return mod.Config().validate()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        _bad(f"{path}: no such config file")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        _bad(f"{path}: not valid TOML ({e})")
+    except OSError as e:
+        _bad(f"{path}: cannot read config ({e.strerror})")
+    if strategy in data and isinstance(data[strategy], dict):
+        data = data[strategy]
+    elif "strategy" in data and isinstance(data.get("config"), dict):
+        if data["strategy"] != strategy:
+            _bad(f"{path}: config is for strategy {data['strategy']!r}, not {strategy!r}")
+        data = data["config"]
+    from alloclab.strategies._config import ConfigError
+
+    try:
+        return mod.Config.from_dict(data)
+    except ConfigError as e:
+        _bad(f"{path}: {e}")
+    except TypeError as e:
+        _bad(f"{path}: {e}")
+
+
+def _build_trace(args):
+    from alloclab import workloads
+
+    params = dict(args.param or [])
+    if args.workload.startswith("trace:"):
+        if params or args.ops:
+            _bad("--param/--ops do not apply to a trace file")
+        from alloclab.workloads.trace import load
+
+        tr = load(args.workload[len("trace:"):])
+        if getattr(args, "procs", None) and args.procs != tr.procs:
+            _bad(f"--procs {args.procs} differs from the trace's procs {tr.procs}")
+        return tr, {"file": args.workload[len('trace:'):], **tr.meta}
+    mod = workloads.get(args.workload)
+    if args.ops:
+        if "ops" not in mod.PARAMS:
+            _bad(f"workload {args.workload!r} has no ops parameter; use --scale")
+        params["ops"] = str(args.ops)
+    try:
+        typed = workloads.parse_params(mod, params)
+    except ValueError as e:
+        _bad(str(e))
+    try:
+        tr = workloads.generate(args.workload, procs=args.procs or 1, seed=args.seed, scale=args.scale, **typed)
+    except ValueError as e:
+        _bad(f"workload {args.workload}: {e}")
+    return tr, {"scale": args.scale, **typed}
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_list(args) -> int:
+    from alloclab import strategies, workloads
+
+    print("strategies:")
+    for n in strategies.names():
+        print(f"  {n:<12} {strategies.describe(n)}")
+        if args.verbose:
+            for name, default, rng, doc in strategies.get(n).Config.describe():
+                print(f"      {name} = {default!r} {rng}  {doc}")
+    print("workloads:")
+    for n in workloads.names():
+        mod = workloads.get(n)
+        print(f"  {n:<12} {mod.DESCRIPTION}")
+        if args.verbose:
+            for k, (d, doc) in mod.PARAMS.items():
+                print(f"      {k} = {d!r}  {doc}")
+    print(f"  {'trace:FILE':<12} a saved trace (alloclab trace gen / import)")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from alloclab import strategies
+    from alloclab.harness import results as R
+    from alloclab.harness import runner
+
+    mod = strategies.get(args.strategy)
+    config = load_config(args.strategy, args.config)
+    if args.procs is None and not args.workload.startswith("trace:"):
+        args.procs = 2 if args.mode == "threads" else 1
+    tr, wparams = _build_trace(args)
+    stats = tr.stats()
+    store = None
+    if args.out:
+        try:
+            store = R.ResultsStore(args.out, meta={"command": "run"})
+        except OSError as e:
+            _bad(str(e))
+    run_id = Path(args.out).name if args.out else R.new_run_id("run")
+    started = R.now_iso()
+    pbar = None
+    if sys.stderr.isatty() and not args.json and len(tr) * args.reps >= 2_000_000:
+        from tqdm import tqdm
+
+        pbar = tqdm(total=len(tr) * args.reps, unit="op", unit_scale=True, desc=f"{args.strategy} x {args.workload}",
+                    file=sys.stderr, leave=False)
+    rows = []
+    try:
+        res = runner.run_cell(args.strategy, config, tr, mode=args.mode, reps=args.reps, check=args.check,
+                              arena_mb=args.arena_mb, progress=pbar.update if pbar else None)
+    finally:
+        if pbar:
+            pbar.close()
+    for rep, r in res:
+        row = R.make_row(run_id=run_id, started_at=started, strategy=args.strategy, config=config,
+                         workload=args.workload, workload_params=wparams, seed=args.seed, procs=tr.procs,
+                         mode=args.mode, rep=rep, trace_stats=stats, result=r,
+                         counters=runner.counters_dict(mod, r.counters))
+        rows.append(row)
+        if args.json:
+            print(json.dumps({k: v for k, v in row.items() if k not in ("counters_json",)} |
+                             {"counters": json.loads(row["counters_json"])}, default=str), flush=True)
+    if store is not None:
+        store.append(rows)
+    if not args.json:
+        _print_run_summary(args, tr, rows)
+    bad = [r for r in rows if r["status"] != "ok"]
+    if bad:
+        r = bad[0]
+        print(f"alloclab run: {r['status']}: {r['error']}", file=sys.stderr)
+        # an arena too small is bad input (exit 2); a failed check is a failure (exit 1)
+        return EXIT_BAD_INPUT if r["status"] == "oom" else EXIT_FAILED
+    return EXIT_OK
+
+
+def _print_run_summary(args, tr, rows):
+    ok = [r for r in rows if r["status"] == "ok"]
+    s = tr.stats()
+    print(f"{args.strategy} on {args.workload}: {s['ops']:,} ops ({s['allocs']:,} allocs), procs={tr.procs}, "
+          f"mode={args.mode}, reps={len(rows)}{', checked' if args.check else ''}")
+    if not ok:
+        return
+    ns = [r["ns_per_op"] for r in ok]
+    r0 = ok[0]
+    print(f"  ns/op        median {statistics.median(ns):8.2f}   min {min(ns):8.2f}   max {max(ns):8.2f}")
+    print(f"  peak live    {r0['peak_live_bytes'] / 2**20:10.2f} MiB")
+    print(f"  peak mapped  {r0['peak_mapped_bytes'] / 2**20:10.2f} MiB   overhead {r0['overhead']:.3f}x"
+          f"   internal frag {r0['internal_frag']:.1%}" if r0["internal_frag"] == r0["internal_frag"] else
+          f"  peak mapped  {r0['peak_mapped_bytes'] / 2**20:10.2f} MiB   overhead {r0['overhead']:.3f}x")
+    print(f"  fast path    {r0['fast_path_rate']:.1%}   locks local/central/global "
+          f"{r0['lock_local']:,}/{r0['lock_central']:,}/{r0['lock_global']:,}   contended {r0['contended']:,}")
+
+
+def cmd_check(args) -> int:
+    """Run every strategy (or the given ones) with --check on a small trace of a workload."""
+    from alloclab import strategies
+    from alloclab.harness import runner
+
+    names = args.strategy or strategies.names()
+    for n in names:
+        strategies.get(n)
+    args.param = args.param or []
+    tr, _ = _build_trace(args)
+    failed = 0
+    for n in names:
+        cfg = load_config(n, None)
+        [(rep, r)] = runner.run_cell(n, cfg, tr, mode=args.mode, reps=1, check=True, arena_mb=args.arena_mb)
+        line = f"{n:<10} {r.status}"
+        if r.status != "ok":
+            failed += 1
+            line += f": {r.error}"
+        print(line)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_trace(args) -> int:
+    from alloclab.workloads import trace as T
+
+    if args.trace_cmd == "gen":
+        tr, _ = _build_trace(args)
+        out = Path(args.output)
+        if out.parent and not out.parent.exists():
+            _bad(f"{out.parent}: output folder does not exist")
+        try:
+            T.save(tr, out)
+        except OSError as e:
+            _bad(f"{out}: cannot write ({e.strerror})")
+        s = tr.stats()
+        print(f"wrote {out}: {s['ops']:,} ops, {s['objects']:,} objects, procs={tr.procs}")
+        return EXIT_OK
+    if args.trace_cmd == "info":
+        tr = T.load(args.file)
+        info = trace_info(tr)
+        if args.json:
+            print(json.dumps(info, default=str))
+        else:
+            for k, v in info.items():
+                if k == "size_histogram":
+                    print("size histogram (bytes: allocs):")
+                    for band, n in v.items():
+                        print(f"  {band:>16}: {n:,}")
+                else:
+                    print(f"{k}: {v}")
+        return EXIT_OK
+    return EXIT_BAD_INPUT
+
+
+def trace_info(tr) -> dict:
+    import numpy as np
+
+    s = tr.stats()
+    alloc = tr.op == 0
+    sizes = tr.size[alloc]
+    edges = [1, 9, 17, 33, 65, 129, 257, 513, 1025, 4097, 16385, 32769, 262145, 1 << 31]
+    hist = {}
+    counts, _ = np.histogram(sizes, bins=edges)
+    for lo, hi, c in zip(edges[:-1], edges[1:], counts):
+        if c:
+            hist[f"{lo}-{hi - 1}"] = int(c)
+    # cross-P frees: the free's P differs from the alloc's P
+    alloc_p = np.full(tr.nobj, -1, np.int16)
+    alloc_p[tr.obj[alloc]] = tr.p[alloc]
+    fr = ~alloc
+    cross = float((alloc_p[tr.obj[fr]] != tr.p[fr]).mean()) if fr.any() else 0.0
+    kinds = {name: int((tr.kind[alloc] == k).sum()) for k, name in enumerate(("heap", "noscan", "stack"))}
+    return dict(ops=s["ops"], allocs=s["allocs"], frees=s["frees"], objects=s["objects"], procs=tr.procs,
+                peak_live_bytes=s["peak_live_bytes"], alloc_bytes=s["alloc_bytes"],
+                live_at_end=s["allocs"] - s["frees"], cross_p_free_share=round(cross, 4), kinds=kinds,
+                size_histogram=hist, meta=tr.meta)
+
+
+def cmd_sizeclasses(args) -> int:
+    try:
+        from alloclab.strategies.go import sizeclasses as SC
+    except ImportError as e:
+        _bad(f"the go strategy is not available ({e})")
+    config = load_config("go", args.config)
+    table = SC.generate(config)
+    sys.stdout.write(SC.format_table(table, csv=args.csv))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="alloclab", description="Benchmark and tune memory-allocator strategies.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("list", help="strategies and workloads")
+    s.add_argument("-v", "--verbose", action="store_true", help="also list each config field and workload parameter")
+    s.set_defaults(fn=cmd_list)
+
+    def workload_args(s, default_ops=None):
+        s.add_argument("-w", "--workload", required=True, help="workload name or trace:FILE")
+        s.add_argument("--procs", type=_procs, default=None, help="number of Ps (default 1; 2 in threads mode)")
+        s.add_argument("--ops", type=_nonneg_int, default=default_ops, help="ops to generate (workloads with an ops parameter)")
+        s.add_argument("--seed", type=_nonneg_int, default=0)
+        s.add_argument("--scale", type=_scale, default=1.0, help="workload size factor (1.0 = publishing default)")
+        s.add_argument("--param", "-P", type=_kv, action="append", metavar="KEY=VALUE", help="workload parameter")
+
+    s = sub.add_parser("run", help="run one cell: a strategy on a workload")
+    s.add_argument("-s", "--strategy", required=True)
+    workload_args(s)
+    s.add_argument("--reps", type=_positive_int, default=3)
+    s.add_argument("--mode", choices=("serial", "threads"), default="serial")
+    s.add_argument("--config", help="strategy config (TOML)")
+    s.add_argument("--check", action="store_true", help="verify every op and the strategy's invariants")
+    s.add_argument("--json", action="store_true", help="one JSON object per repetition")
+    s.add_argument("--arena-mb", type=_arena_mb, default=2048, help="simulated address space (MiB, 1..65536)")
+    s.add_argument("--out", help="also append the rows to this results folder")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("check", help="run strategies with --check on a workload")
+    s.add_argument("-s", "--strategy", action="append", help="strategy (repeatable; default all)")
+    s.add_argument("-w", "--workload", default="random")
+    s.add_argument("--procs", type=_procs, default=2)
+    s.add_argument("--ops", type=_nonneg_int, default=None)
+    s.add_argument("--seed", type=_nonneg_int, default=0)
+    s.add_argument("--scale", type=_scale, default=0.05)
+    s.add_argument("--param", "-P", type=_kv, action="append", metavar="KEY=VALUE")
+    s.add_argument("--mode", choices=("serial", "threads"), default="serial")
+    s.add_argument("--arena-mb", type=_arena_mb, default=2048)
+    s.set_defaults(fn=cmd_check)
+
+    s = sub.add_parser("trace", help="generate, inspect or import traces")
+    tsub = s.add_subparsers(dest="trace_cmd", required=True, parser_class=_Parser)
+    g = tsub.add_parser("gen", help="generate a workload's trace into a Parquet file")
+    workload_args(g)
+    g.add_argument("-o", "--output", required=True)
+    g.set_defaults(fn=cmd_trace)
+    i = tsub.add_parser("info", help="summarise a trace file")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(fn=cmd_trace)
+
+    s = sub.add_parser("sizeclasses", help="print the go strategy's generated size-class table")
+    s.add_argument("--config", help="go config (TOML) with size-class generator parameters")
+    s.add_argument("--csv", action="store_true", help="CSV with the columns of Go's table")
+    s.set_defaults(fn=cmd_sizeclasses)
+
+    _add_extra_commands(sub)
+    return p
+
+
+def _add_extra_commands(sub) -> None:
+    """Commands living in their own modules (bench, report, compare, tune), when present."""
+    import importlib
+
+    for modname in ("alloclab.harness.cli_bench", "alloclab.harness.cli_tune"):
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name == modname:
+                continue
+            raise
+        mod.add_commands(sub, _Parser)
+
+
+def main(argv=None) -> int:
+    from alloclab.harness.errors import UsageError
+    from alloclab.strategies import UnknownStrategy
+    from alloclab.strategies._config import ConfigError
+    from alloclab.workloads import UnknownWorkload
+    from alloclab.workloads.trace import TraceError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (UsageError, ConfigError, TraceError, UnknownStrategy, UnknownWorkload) as e:
+        print(f"alloclab {args.cmd}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except FileNotFoundError as e:
+        print(f"alloclab {args.cmd}: error: {e.filename or e}: not found" if e.filename else f"alloclab {args.cmd}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PermissionError as e:
+        print(f"alloclab {args.cmd}: error: {e.filename}: permission denied", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print(f"alloclab {args.cmd}: error: out of host memory (lower --arena-mb or the workload's scale)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"alloclab {args.cmd}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

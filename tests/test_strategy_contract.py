@@ -1,0 +1,164 @@
+"""The suite every strategy must pass (one test body, parametrised over the registry)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+
+from alloclab import strategies
+from alloclab.harness import executor as ex
+from alloclab.harness.runner import replay_once, run_cell
+from alloclab.strategies import _counters as C
+from alloclab.workloads import generate
+from alloclab.workloads.trace import make_trace
+
+from reference import replay_addresses
+
+NAMES = strategies.names()
+REUSING = [n for n in NAMES if n not in ("bump",)]
+
+
+@pytest.fixture(scope="module")
+def small_trace():
+    return generate("random", procs=2, seed=7, ops=6000, dist="medium", live=300, cross_p=0.2)
+
+
+@pytest.fixture(scope="module")
+def threads_trace():
+    return generate("random", procs=4, seed=3, ops=8000, dist="small", live=200, cross_p=0.3)
+
+
+def _run(name, trace, arena_mb, **kw):
+    mod = strategies.get(name)
+    [(rep, r)] = run_cell(name, mod.Config(), trace, warmup=False, arena_mb=arena_mb, **kw)
+    return mod, r
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_surface(name):
+    mod = strategies.get(name)
+    for attr in ("NAME", "DESCRIPTION", "EXTRA_COUNTERS", "Config", "State", "make_state", "alloc", "free", "check"):
+        assert hasattr(mod, attr), f"{name} lacks {attr}"
+    assert mod.NAME == name
+    cfg = mod.Config()
+    assert dataclasses.is_dataclass(cfg)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(cfg, dataclasses.fields(cfg)[0].name, 1)
+    assert cfg.validate() is cfg
+    for f in ("counters", "meta", "arena"):
+        assert f in mod.State._fields
+    assert len(mod.EXTRA_COUNTERS) <= C.NCOUNTERS - C.EXTRA_BASE
+    for fname, default, rng, doc in mod.Config.describe():
+        assert doc, f"{name}.Config.{fname} has no doc saying what it trades"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_random_trace_checked_serial(name, small_trace, arena_mb):
+    mod, r = _run(name, small_trace, arena_mb, check=True)
+    assert r.status == "ok", r.error
+    assert mod.check(r.state) == []
+    s = small_trace.stats()
+    assert r.counters[C.ALLOCS] == s["allocs"] and r.counters[C.FREES] == s["frees"]
+    # everything was freed: nothing may still count as in use
+    assert r.counters[C.IN_USE] == 0 or name == "go"  # go may keep tiny blocks' bytes until swept
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_threads_mode_checked(name, threads_trace, arena_mb):
+    mod, r = _run(name, threads_trace, arena_mb, check=True, mode="threads")
+    assert r.status == "ok", r.error
+    assert mod.check(r.state) == []
+    s = threads_trace.stats()
+    assert r.counters[C.ALLOCS] == s["allocs"] and r.counters[C.FREES] == s["frees"]
+
+
+def _pairs_trace(n, size, kind=0):
+    """alloc/free the same size n times: a reusing allocator must not grow."""
+    op = np.tile(np.array([0, 1], np.int8), n)
+    obj = np.repeat(np.arange(n, dtype=np.int64), 2)
+    return make_trace(np.zeros(2 * n, np.int16), op, np.full(2 * n, kind, np.int8),
+                      np.full(2 * n, size, np.int32), obj, procs=1)
+
+
+@pytest.mark.parametrize("name", [n for n in REUSING if n != "system"])
+@pytest.mark.parametrize("size", [48, 4096, 40000])
+def test_reuse_after_free(name, size, arena_mb):
+    mod, r = _run(name, _pairs_trace(3000, size), arena_mb, check=True)
+    assert r.status == "ok", r.error
+    # 3000 x size bytes went through; a reusing strategy maps only a few chunks' worth
+    assert r.peak_mapped_bytes <= 8 * 1024 * 1024, r.peak_mapped_bytes
+    assert r.peak_mapped_bytes < 3000 * size or size < 4096
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_accounting_with_live_objects(name, arena_mb):
+    tr = generate("random", procs=2, seed=11, ops=4000, dist="small", live=500)
+    # cut the trace before its drain so objects stay live at the end
+    n = 2500
+    cut = make_trace(tr.p[:n], tr.op[:n], tr.kind[:n], tr.size[:n], tr.obj[:n], procs=2)
+    mod, r = _run(name, cut, arena_mb, check=True)
+    assert r.status == "ok", r.error
+    allocs, frees = int((cut.op == 0).sum()), int((cut.op == 1).sum())
+    assert r.counters[C.ALLOCS] - r.counters[C.FREES] == allocs - frees
+    live_bytes = int(cut.size[cut.op == 0].astype(np.int64).sum() - cut.size[cut.op == 1].astype(np.int64).sum())
+    in_use = int(r.counters[C.IN_USE])
+    assert in_use >= live_bytes, (in_use, live_bytes)   # in use >= live
+    assert r.peak_mapped_bytes >= in_use                 # mapped >= in use
+    assert mod.check(r.state) == []
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "system"])
+def test_addresses_agree_with_python_reference(name, arena_mb):
+    """The executor's shadow-map check and a slow interval-list check agree: no overlaps."""
+    tr = generate("random", procs=2, seed=5, ops=3000, dist="medium", live=200, cross_p=0.5)
+    mod = strategies.get(name)
+    r = replay_once(mod, mod.Config(), tr, 2, check=True, arena_mb=arena_mb)
+    assert r.status == "ok", r.error
+    # recover the addresses: re-run recording them with the executor's addr table
+    from alloclab.strategies._heap import Heap
+
+    heap = Heap(arena_mb << 20)
+    st = mod.make_state(mod.Config(), heap, 2)
+    addr_of = np.full(tr.nobj, ex.UNPUBLISHED, np.int64)
+    status = ex.replay(st, heap.arena64, tr.p, tr.op, tr.kind, tr.size, tr.obj, addr_of, 0, len(tr),
+                       False, True, np.zeros(1, np.uint8), False, -1, ex.new_stats(), np.zeros(1, np.int64))
+    assert status == ex.OK
+    replay_addresses(tr, addr_of.tolist())
+
+
+# ------------------------------------------------------------- hypothesis
+
+@hs.composite
+def op_sequences(draw):
+    """Random op sequences: allocs of 1..70000 B of any kind on P0..P2, frees of random live objects."""
+    n = draw(hs.integers(1, 120))
+    p, op, kind, size, obj = [], [], [], [], []
+    live: list[tuple[int, int, int]] = []
+    nobj = 0
+    for _ in range(n):
+        if live and draw(hs.booleans()):
+            i = draw(hs.integers(0, len(live) - 1))
+            o, s, k = live.pop(i)
+            p.append(draw(hs.integers(0, 2))); op.append(1); kind.append(k); size.append(s); obj.append(o)
+        else:
+            s = draw(hs.one_of(hs.integers(1, 64), hs.integers(65, 4096), hs.integers(4097, 70000)))
+            k = draw(hs.integers(0, 2))
+            if k == 2:
+                s = draw(hs.sampled_from([448, 2048, 4096, 8192, 16384, 32768]))
+            p.append(draw(hs.integers(0, 2))); op.append(0); kind.append(k); size.append(s); obj.append(nobj)
+            live.append((nobj, s, k))
+            nobj += 1
+    return make_trace(np.array(p), np.array(op), np.array(kind), np.array(size), np.array(obj), procs=3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(trace=op_sequences())
+def test_check_holds_after_random_sequences(name, trace, arena_mb):
+    mod = strategies.get(name)
+    r = replay_once(mod, mod.Config(), trace, 3, check=True, arena_mb=arena_mb)
+    assert r.status == "ok", r.error
+    assert mod.check(r.state) == []
