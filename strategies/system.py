@@ -43,9 +43,13 @@ Caveats, by design:
     an upper bound, at most n x 4 KiB above it: see ``_account``) and of our
     mmap'ed blocks, so it is never below the bytes really handed out;
   * the heap part counts anything the process mallocs from the heaps during
-    the run (the harness's small buffers made after ``make_state`` included)
-    and misses memory libc retained from earlier runs that this run reuses
-    (hidden in the baseline; the IN_USE floor bounds that error);
+    the run (the harness's buffers made after ``make_state`` that fall below
+    glibc's mmap threshold included) and misses memory libc retained from
+    earlier runs that this run reuses (hidden in the baseline; the IN_USE
+    floor bounds that error). Both are large next to a small live set:
+    random, 2M ops, one P, without warm-up, the heap grew 10.1 MB against a
+    0.9 MB in-use peak (the runner's 8 MB object table lands in the heap);
+    after a warm-up the table reuses freed heap and the floor (0.9 MB) wins;
   * on glibc < 2.33 (no ``mallinfo2``) ``mallinfo()``'s fields are C ints that
     wrap at 2 GiB: figures above that are wrong there. Where the chunk header
     check at import fails (not glibc), the mmap part falls back to the growth
