@@ -1,0 +1,133 @@
+"""Sweeping and the modelled GC cycle (Config ``gogc``).
+
+Models mspan.sweep (src/runtime/mgcsweep.go) and, for ``gogc > 0``, the
+pacer's heap goal (src/runtime/mgcpacer.go: heapGoal = heapMarked *
+(1 + GOGC/100), at least heapMinimum = 4 MiB * GOGC/100) and the cycle's
+effect on the allocator: sweepgen += 2, every mcache flushed at its P's next
+allocation (mcache.prepareForSweep), every span swept. See the package
+docstring for where this departs from Go.
+
+A free never touches allocBits of a span another party may be allocating
+from; it sets the slot's bit in ``freed`` (atomically: several Ps may free
+into one word). Sweeping folds those bits into allocBits:
+
+    allocBits  := (allocBits | bits below freeindex) & ~freed
+    freed      := 0 (atomically: bits set meanwhile survive to the next sweep)
+    freeindex  := 0,   allocCount := popcount(allocBits)
+
+which is Go's ``allocBits = gcmarkBits`` with ``freed`` standing for the
+objects the mark phase did not reach.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from alloclab.strategies._atomics import atomic_add, atomic_cas, atomic_load, atomic_store, spin_lock, spin_unlock
+from alloclab.strategies._counters import LOCK_CENTRAL, LOCK_GLOBAL
+from alloclab.strategies._kernel import kernel
+from alloclab.strategies.go.bits import low_mask, popcount64
+from alloclab.strategies.go.layout import (
+    C_GOGC, C_MIN_HEAP, C_NPROCS, C_NSPC, C_PAGE_SIZE, C_W, GL_HEAP_GOAL, GL_HEAP_LIVE, GL_HEAP_MARKED, GL_SWEEPGEN,
+    L_HEAD, LK_GC, MC_DEAD, SP_ALLOCCOUNT, SP_AUX, SP_ELEMSIZE, SP_FREEINDEX, SP_NELEMS, SP_NEXT, SP_NPAGES,
+    SP_STATE, SP_SWEEPGEN, SPAN_LARGE, X_GC,
+)
+from alloclab.strategies.go.mheap import list_push_tail, list_remove, mheap_free_span
+
+FULL = ~np.uint64(0)
+
+
+@kernel
+def sweep_span(st, p, s):
+    """mspan.sweep for a small span: fold freed slots into allocBits; returns the slots freed."""
+    spans = st.spans
+    W = st.cfg[C_W]
+    base = s * W
+    nel = spans[s, SP_NELEMS]
+    fi = spans[s, SP_FREEINDEX]
+    count = 0
+    folded = 0
+    for w in range((nel + 63) >> 6):
+        f = atomic_load(st.freed, base + w)
+        if f != 0:
+            atomic_add(st.freed, base + w, -f)
+            folded += popcount64(f)
+        lo = w << 6
+        a = st.allocbits[base + w]
+        if fi >= lo + 64:
+            a = FULL
+        elif fi > lo:
+            a |= low_mask(fi - lo)
+        a &= ~np.uint64(f)
+        if nel - lo < 64:
+            a &= low_mask(nel - lo)
+        st.allocbits[base + w] = a
+        count += popcount64(a)
+    spans[s, SP_FREEINDEX] = 0
+    spans[s, SP_ALLOCCOUNT] = count
+    spans[s, SP_SWEEPGEN] = st.gl[GL_SWEEPGEN]
+    if folded != 0 and st.cfg[C_GOGC] > 0:
+        b = folded * spans[s, SP_ELEMSIZE]
+        st.mc[p, MC_DEAD] -= b
+        atomic_add(st.gl, GL_HEAP_LIVE, -b)
+    return folded
+
+
+@kernel
+def gc_cycle(st, p):
+    """One modelled GC cycle, run by the P whose allocation crossed the heap goal.
+
+    Marking is implicit (the trace's frees say what is dead); this does the
+    cycle's bookkeeping and sweeps every span not held by an mcache, under its
+    mcentral's lock. Cached spans are swept when their P flushes its mcache.
+    """
+    cfg = st.cfg
+    nspc = cfg[C_NSPC]
+    lk = (nspc + LK_GC) * 8
+    if atomic_cas(st.locks, lk, 0, 1) != 0:
+        return  # another P is running the cycle
+    st.counters[p, LOCK_GLOBAL] += 1
+    dead = 0
+    for q in range(cfg[C_NPROCS]):
+        dead += st.mc[q, MC_DEAD]
+    marked = atomic_load(st.gl, GL_HEAP_LIVE) - dead
+    if marked < 0:
+        marked = 0
+    atomic_store(st.gl, GL_SWEEPGEN, st.gl[GL_SWEEPGEN] + 2)
+    for spc in range(nspc):
+        spin_lock(st.locks, spc * 8, st.counters, p, LOCK_CENTRAL)
+        for li in (spc, nspc + spc):  # partial, full
+            s = st.lists[li, L_HEAD]
+            while s >= 0:
+                nxt = st.spans[s, SP_NEXT]
+                if st.spans[s, SP_STATE] == SPAN_LARGE:
+                    if st.spans[s, SP_AUX] == 1:
+                        list_remove(st.lists, st.spans, s)
+                        b = st.spans[s, SP_NPAGES] * st.cfg[C_PAGE_SIZE]
+                        st.mc[p, MC_DEAD] -= b
+                        atomic_add(st.gl, GL_HEAP_LIVE, -b)
+                        mheap_free_span(st, p, s)
+                else:
+                    sweep_span(st, p, s)
+                    n = st.spans[s, SP_ALLOCCOUNT]
+                    if n == 0:
+                        list_remove(st.lists, st.spans, s)
+                        mheap_free_span(st, p, s)
+                    elif li == nspc + spc and n < st.spans[s, SP_NELEMS]:
+                        list_remove(st.lists, st.spans, s)
+                        list_push_tail(st.lists, st.spans, spc, s)
+                s = nxt
+        spin_unlock(st.locks, spc * 8)
+    gogc = cfg[C_GOGC]
+    goal = marked + marked * gogc // 100
+    floor = cfg[C_MIN_HEAP] * gogc // 100
+    st.gl[GL_HEAP_MARKED] = marked
+    atomic_store(st.gl, GL_HEAP_GOAL, goal if goal > floor else floor)
+    st.counters[p, X_GC] += 1
+    atomic_store(st.locks, lk, 0)
+
+
+@kernel(inline="always")
+def maybe_gc(st, p):
+    """The allocation slow paths' trigger test (mallocgc's shouldhelpgc -> gcTrigger{kind: gcTriggerHeap})."""
+    if atomic_load(st.gl, GL_HEAP_LIVE) >= atomic_load(st.gl, GL_HEAP_GOAL):
+        gc_cycle(st, p)
