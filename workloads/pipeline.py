@@ -1,0 +1,61 @@
+"""pipeline: producer and consumer stages joined by channels; consumers free what producers allocate.
+
+Stands for: a Go pipeline (``producer -> chan *Msg -> consumer``), e.g. a
+log shipper or an ETL stage: one goroutine decodes records into messages,
+another on a different P encodes and drops them.
+
+Goroutines: ``items`` (x scale) messages made by producers of ``batch``/2 ..
+3*``batch``/2 messages each (uniform), spawned alternately with consumers by
+main, at most ``stages`` goroutines alive at once. A producer step allocates
+one message and sends it on the channel of another P (every P has one,
+``chan_cap`` deep; a full channel is tried on the next P, and if all are full
+the producer keeps the message and frees it when it exits). A consumer step
+receives up to 2 messages from its own P's channel and frees them: the free
+happens on another P than the allocation (cross-P frees, the case the
+article's mcentral/sweeping discussion is about). With one P, producer and
+consumer share it.
+Sizes: messages are 32-512 B structs (log-uniform, heap) or, with share
+``payload``, 1-8 KiB payload buffers (log-uniform, noscan). Consumers also
+make 16-64 B noscan temporaries (chance 0.25 per step), most freed at once.
+Lifetimes: a message lives from its send until a consumer on the target P
+receives it (queueing delay: up to ``chan_cap`` messages per P); messages
+left in channels at the end are freed on the channel's P. Stacks grow
+rarely (chance 0.01 per step).
+Default size: 2,000,000 messages, about 5M ops at scale 1.0; live memory is
+bounded by the channels: procs x chan_cap x ~1 KiB.
+"""
+from __future__ import annotations
+
+from alloclab.workloads import gosim
+from alloclab.workloads.gosim import Band, GClass, Wave
+
+NAME = "pipeline"
+DESCRIPTION = "producers allocate messages, consumers on other Ps free them (cross-P frees through channels)"
+PARAMS = {
+    "items": (2_000_000, "messages sent through the pipeline (x scale)"),
+    "batch": (256, "mean messages per producer goroutine (uniform batch/2..3*batch/2)"),
+    "payload": (0.25, "share of messages that are 1-8 KiB payload buffers (else 32-512 B structs)"),
+    "stages": (32, "producer and consumer goroutines alive at most"),
+    "chan_cap": (1024, "channel capacity per P (messages)"),
+}
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, items: int = 2_000_000, batch: int = 256,
+             payload: float = 0.25, stages: int = 32, chan_cap: int = 1024):
+    gosim.check_int("items", items, 1, 1_000_000_000)
+    gosim.check_int("batch", batch, 1, 10_000_000)
+    gosim.check_float("payload", payload)
+    gosim.check_int("stages", stages, 2, 10_000_000)
+    gosim.check_int("chan_cap", chan_cap, 1, 1 << 24)
+    n = gosim.scaled(items, scale)
+    b = min(batch, n)
+    bands = [Band(1.0 - payload, 32, 512, p_noscan=0.0), Band(payload, 1024, 8192, p_noscan=1.0)]
+    bands = [x for x in bands if x.weight > 0]
+    producer = GClass(bands=bands, work=gosim.spread(b), p_handoff=1.0, p_grow=0.01)
+    # a consumer lives as long as a producer and can drain twice as fast
+    consumer = GClass(bands=[Band(1.0, 16, 64, p_noscan=1.0)], work=gosim.spread(b), p_alloc=0.25, p_free=0.8,
+                      recv=2, p_grow=0.01)
+    producers = -(-n // b)
+    plan = [Wave((0, 1), 2 * producers, wait=True, max_live=stages)]
+    params = dict(items=items, batch=batch, payload=payload, stages=stages, chan_cap=chan_cap)
+    return gosim.build_trace(NAME, params, [producer, consumer], plan, procs, seed, scale, inbox_cap=chan_cap)

@@ -1,0 +1,50 @@
+"""spawn-storm: a million short goroutines spawned in waves (Go's ``go f()`` in a loop).
+
+Stands for: a fan-out server or a parallel map that starts one goroutine per
+item, e.g. ``for _, x := range items { wg.Add(1); go work(x) }; wg.Wait()``.
+Go's goroutines cost a 2 KiB stack and a G descriptor each; this workload is
+dominated by them.
+
+Goroutines: ``goroutines`` (x scale) in ``waves`` equal waves; main spawns a
+wave on its P (runnext / local run queue, overflowing to the global queue),
+waits for the wave to exit, then spawns the next. Idle Ps steal the spawned
+goroutines, so their small objects are allocated and freed on every P while
+descriptors and stacks are allocated on main's P and freed where the
+goroutine exits.
+Sizes: per goroutine one G descriptor (kind stack, 448 B) and one 2 KiB
+stack (kind stack); with chance ``grow`` per step the stack doubles
+(2 -> 4 -> 8 KiB, the old one freed: copystack); 1..``objects`` (uniform)
+small objects of 8-256 B, log-uniform, half noscan.
+Lifetimes: everything a goroutine allocates lives until it exits (a few
+steps); nothing outlives its wave. Live memory peaks at about one wave of
+goroutines: 10,000 x ~3 KiB = ~30 MB at scale 1.
+Default size: 1,000,000 goroutines, about 9.5M ops at scale 1.0.
+"""
+from __future__ import annotations
+
+from alloclab.workloads import gosim
+from alloclab.workloads.gosim import Band, GClass, Wave
+
+NAME = "spawn-storm"
+DESCRIPTION = "1M short goroutines spawned in waves: G descriptors, 2 KiB stacks and a few small objects each"
+PARAMS = {
+    "goroutines": (1_000_000, "goroutines spawned in total (x scale)"),
+    "waves": (100, "spawn waves; main waits for each wave to exit before the next"),
+    "objects": (4, "most small objects a goroutine allocates (uniform 1..objects)"),
+    "grow": (0.05, "chance per step that a goroutine doubles its stack (2 -> 4 -> 8 KiB)"),
+}
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, goroutines: int = 1_000_000, waves: int = 100,
+             objects: int = 4, grow: float = 0.05):
+    gosim.check_int("goroutines", goroutines, 1, 100_000_000)
+    gosim.check_int("waves", waves, 1, 1_000_000)
+    gosim.check_int("objects", objects, 1, 10_000)
+    gosim.check_float("grow", grow)
+    n = gosim.scaled(goroutines, scale)
+    nw = min(waves, n)
+    per, extra = divmod(n, nw)
+    worker = GClass(bands=[Band(1.0, 8, 256, p_noscan=0.5)], work=(1, objects), p_grow=grow)
+    plan = [Wave(0, per + (1 if i < extra else 0), wait=True) for i in range(nw)]
+    params = dict(goroutines=goroutines, waves=waves, objects=objects, grow=grow)
+    return gosim.build_trace(NAME, params, [worker], plan, procs, seed, scale)
