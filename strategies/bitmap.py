@@ -26,6 +26,7 @@ block costs one word per 64 blocks instead of one byte per block.
    region's end extends it, so only a pool-sized tail is ever skipped.
    Pools are never given back: a class's pool count is its peak need.
 4. Objects above 32 KiB: the shared large-object path (``_sizeclass_simple``).
+   ``kind`` is ignored: stacks and G descriptors are ordinary objects here.
 
 Locks. DESIGN.md's table says "one per pool". A pool is found through its
 class's avail list, which every P shares, so a lock per pool would still
@@ -246,13 +247,14 @@ def alloc(st, p, size, kind):
     if st.cfg[CFG_LINEAR] == 0:
         bits = st.bits
         wb = pid * st.cfg[CFG_NWORDS]
-        w = pools[pid, P_HINT]
+        w0 = pools[pid, P_HINT]
+        w = w0
         word = bits[wb + w]
         while word == 0:  # ends: the pool has a free block at or above the hint
             w += 1
             word = bits[wb + w]
         bits[wb + w] = word & (word - 1)
-        st.counters[p, X_WORDS] += w - pools[pid, P_HINT] + 1
+        st.counters[p, X_WORDS] += w - w0 + 1
         pools[pid, P_HINT] = w
         idx = w * 64 + trailing_zeros(word)
     else:

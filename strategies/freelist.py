@@ -24,6 +24,7 @@ new one) and its O(1) free-list pool, made concrete:
 3. Blocks are never returned to the heap or moved between classes: a
    class's carved blocks are its peak need (plus cached slack).
 4. Objects above 32 KiB: the shared large-object path (``_sizeclass_simple``).
+   ``kind`` is ignored: stacks and G descriptors are ordinary objects here.
 
 Tunables and what they trade:
 - ``slab_kb``: bytes mapped per slab refill. Larger = fewer map calls, but
