@@ -178,11 +178,16 @@ class ResultsStore:
         return path
 
     def done_cells(self) -> dict[str, int]:
-        """cell_id -> number of ok-or-failed rows already on disk (for --resume)."""
+        """cell_id -> repetitions already on disk (for --resume). A cell that
+        failed (oom, check, error) counts as complete: it is a result, and
+        running it again would only fail again."""
         if not self.parts():
             return {}
         df = load([self.dir])
-        return df.groupby("cell_id").size().to_dict()
+        out = {}
+        for cid, g in df.groupby("cell_id"):
+            out[cid] = 10**9 if (g["status"] != "ok").any() else int(g["rep"].nunique())
+        return out
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

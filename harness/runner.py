@@ -50,10 +50,17 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
                 stop=None, progress=None) -> RunResult:
     """Replay ``trace`` (or its first ``stop`` ops) once on a fresh state."""
     heap = Heap(arena_mb << 20)
-    st = mod.make_state(config, heap, procs)
     n = len(trace) if stop is None else min(stop, len(trace))
+    # Every buffer of the run is made before the strategy's state: ``system``
+    # measures libc's heap from make_state on, and must not count ours.
     addr_of = np.full(max(trace.nobj, 1), ex.UNPUBLISHED, np.int64)
     shadow = np.zeros(heap.arena.shape[0] if check else 1, np.uint8)
+    stats = ex.new_stats()
+    stats_rows = [ex.new_stats() for _ in range(procs)]
+    trace_cols = None
+    if mode == "threads":
+        trace_cols = _split_by_p(_prefix(trace, n) if stop is not None else trace, procs)
+    st = mod.make_state(config, heap, procs)
     align16 = bool(getattr(mod, "ALIGN16", True))
     sample = getattr(mod, "sample_memory", None)
     peak_op = trace.stats()["peak_op"] if stop is None else -1
@@ -61,7 +68,6 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
     status, fail_op, fail_addr, in_use_peak = ex.OK, -1, -1, -1
     per_p = []
     if mode == "serial":
-        stats = ex.new_stats()
         wall = 0.0
         for start in range(0, n, SLICE_OPS):
             end = min(n, start + SLICE_OPS)
@@ -78,13 +84,8 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
         fail_op, fail_addr, in_use_peak = int(stats[ex.S_FAIL_OP]), int(stats[ex.S_FAIL_ADDR]), int(stats[ex.S_IN_USE_AT_PEAK])
         per_p = [wall]
     elif mode == "threads":
-        if stop is not None:
-            trace_cols = _split_by_p(_prefix(trace, n), procs)
-        else:
-            trace_cols = _split_by_p(trace, procs)
         results = [None] * procs
         times = [0.0] * procs
-        stats_rows = [ex.new_stats() for _ in range(procs)]
         barrier = threading.Barrier(procs + 1)
 
         def worker(p):

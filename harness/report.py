@@ -1,0 +1,410 @@
+"""Comparison reports: index.html (self-contained), report.md and summary.csv.
+
+Figures (seaborn): ns/op relative to the baseline with 95% intervals; memory
+overhead; throughput against the number of Ps (threads mode); ns/op against
+overhead with the Pareto front; per-size-class waste of the tables in use;
+a strategies x workloads heatmap of relative time. Tables: per-cell medians
+with intervals, geometric means with bootstrap intervals and significance,
+and "The article's claims" measured with the harness.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alloclab.harness import results as R
+from alloclab.harness import stats as S
+
+CELL = ["strategy", "config_hash", "workload", "workload_json", "procs", "mode"]
+
+# The article's quantitative claims (../shared/seed/go-memory-pool-article.zh.txt) and how
+# alloclab measures each: (id, claim, article figures, article ratio, how, metric).
+CLAIMS = [
+    ("throughput", "An object pool with thread-local caches (pool+TLA) does 480 ops/ms where native `new` does 120",
+     "480 vs 120 ops/ms", 4.0, ("freelist", "system"), "throughput"),
+    ("memory", "... and uses 95 MB where native `new` uses 280 MB",
+     "280 vs 95 MB", 280 / 95, ("system", "freelist"), "memory"),
+    ("latency", "A memory pool's average allocation latency is 0.6 us against malloc's 1.8 us",
+     "1.8 vs 0.6 us", 3.0, ("system", "bitmap"), "latency"),
+    ("mcache", "mcache hit rate is extremely high: most allocations never touch a shared tier",
+     "'extremely high'", None, ("go", None), "hit_rate"),
+]
+WORKLOAD_PREFERENCE = ["web", "random", "larson", "pipeline", "tiny", "spawn-storm"]
+
+
+def _label(df: pd.DataFrame) -> pd.Series:
+    """strategy, plus the config hash where a strategy ran with several configs."""
+    n_cfg = df.groupby("strategy")["config_hash"].transform("nunique")
+    tuned = df["config_hash"] != df.groupby("strategy")["config_hash"].transform("first")
+    lab = df["strategy"].where(n_cfg == 1, df["strategy"] + "[" + df["config_hash"].str[:6] + "]")
+    return lab.where(~((n_cfg > 1) & ~tuned), df["strategy"])
+
+
+def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """One row per cell: medians, intervals and the ratio to the baseline on the same workload/procs/mode."""
+    ok = df[df["status"] == "ok"].copy()
+    rows = []
+    for key, g in ok.groupby(CELL + ["label"], sort=False):
+        med, lo, hi = S.median_ci(g["ns_per_op"])
+        rows.append(dict(zip(CELL + ["label"], key), reps=len(g), ns_per_op=med, ns_lo=lo, ns_hi=hi,
+                         ops_per_ms=1e6 / med if med else np.nan,
+                         overhead=float(g["overhead"].median()), peak_mapped_mb=g["peak_mapped_bytes"].median() / 2**20,
+                         peak_live_mb=g["peak_live_bytes"].median() / 2**20,
+                         internal_frag=float(g["internal_frag"].median()),
+                         fast_path_rate=float(g["fast_path_rate"].median()),
+                         locks_per_kop=float(((g["lock_central"] + g["lock_global"]) / g["ops"] * 1000).median()),
+                         contended=int(g["contended"].median()), _samples=g["ns_per_op"].to_numpy()))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    ratios = []
+    for _, r in out.iterrows():
+        b = out[(out["strategy"] == baseline) & (out["workload"] == r["workload"]) &
+                (out["workload_json"] == r["workload_json"]) & (out["procs"] == r["procs"]) & (out["mode"] == r["mode"])]
+        if b.empty:
+            ratios.append((np.nan, np.nan, np.nan))
+        else:
+            ratios.append(S.ratio_ci(r["_samples"], b.iloc[0]["_samples"]))
+    out["rel_time"], out["rel_lo"], out["rel_hi"] = zip(*ratios)
+    out["significant"] = [S.significant(lo, hi) for lo, hi in zip(out["rel_lo"], out["rel_hi"])]
+    return out
+
+
+def geomeans(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    ser = summary[summary["mode"] == "serial"]
+    rows = []
+    for lab, g in ser.groupby("label"):
+        groups = []
+        for _, r in g.iterrows():
+            b = ser[(ser["strategy"] == baseline) & (ser["workload"] == r["workload"]) &
+                    (ser["workload_json"] == r["workload_json"]) & (ser["procs"] == r["procs"])]
+            if not b.empty:
+                groups.append((r["_samples"], b.iloc[0]["_samples"]))
+        gm, lo, hi = S.geomean_ci(groups)
+        ov = g["overhead"].replace([np.inf], np.nan).dropna()
+        rows.append(dict(label=lab, workloads=len(groups), geomean_rel_time=gm, lo=lo, hi=hi,
+                         significant=S.significant(lo, hi) if lab != baseline else False,
+                         geomean_overhead=float(np.exp(np.log(ov[ov > 0]).mean())) if len(ov) else np.nan))
+    return pd.DataFrame(rows).sort_values("geomean_rel_time")
+
+
+def claims_table(summary: pd.DataFrame) -> pd.DataFrame:
+    ser = summary[summary["mode"] == "serial"]
+    rows = []
+    for cid, claim, article, art_ratio, (a, b), metric in CLAIMS:
+        found = None
+        for w in WORKLOAD_PREFERENCE + sorted(set(ser["workload"])):
+            ca = ser[(ser["strategy"] == a) & (ser["workload"] == w)]
+            cb = ser[(ser["strategy"] == b) & (ser["workload"] == w)] if b else ca
+            if not ca.empty and not cb.empty:
+                found = (w, ca.iloc[0], cb.iloc[0])
+                break
+        if found is None:
+            rows.append(dict(claim=claim, article=article, article_ratio=art_ratio, compared="(not measured in these runs)",
+                             measured="", measured_ratio=np.nan, verdict="not measured"))
+            continue
+        w, ra, rb = found
+        if metric == "throughput":
+            measured = f"{ra['ops_per_ms']:.0f} vs {rb['ops_per_ms']:.0f} ops/ms"
+            ratio = ra["ops_per_ms"] / rb["ops_per_ms"]
+            cmp_ = f"{a} (pool+TLA) vs {b} (libc malloc), {w}, serial"
+        elif metric == "memory":
+            measured = f"{ra['peak_mapped_mb']:.1f} vs {rb['peak_mapped_mb']:.1f} MB peak mapped"
+            ratio = ra["peak_mapped_mb"] / rb["peak_mapped_mb"]
+            cmp_ = f"{a} (libc malloc) vs {b} (pool+TLA), {w}"
+        elif metric == "latency":
+            measured = f"{ra['ns_per_op'] / 1000:.3f} vs {rb['ns_per_op'] / 1000:.3f} us per op (alloc or free)"
+            ratio = ra["ns_per_op"] / rb["ns_per_op"]
+            cmp_ = f"{a} (libc malloc) vs {b} (bitmap MemoryPool), {w}, serial"
+        else:
+            measured = f"{ra['fast_path_rate']:.2%} of allocations served by nextFreeFast / tiny without a lock"
+            ratio = ra["fast_path_rate"]
+            cmp_ = f"{a} model, {w}"
+        if art_ratio is None:
+            verdict = "holds" if ratio >= 0.9 else "does not hold"
+        elif not np.isfinite(ratio):
+            verdict = "not measured"
+        elif ratio >= art_ratio * 0.75:
+            verdict = "holds (ratio at least 3/4 of the article's)"
+        elif ratio > 1:
+            verdict = "direction holds, smaller effect"
+        else:
+            verdict = "does not hold"
+        rows.append(dict(claim=claim, article=article, article_ratio=art_ratio, compared=cmp_, measured=measured,
+                         measured_ratio=ratio, verdict=verdict))
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------- figures
+
+def _fig_to_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def make_figures(summary: pd.DataFrame, df: pd.DataFrame, baseline: str) -> list[tuple[str, str, bytes]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    figs = []
+    ser = summary[summary["mode"] == "serial"].copy()
+    order = sorted(ser["label"].unique())
+    if not ser.empty and ser["rel_time"].notna().any():
+        d = ser.dropna(subset=["rel_time"])
+        fig, ax = plt.subplots(figsize=(max(7, 1.3 * d["workload"].nunique() * 1.2), 4.8))
+        sns.barplot(data=d, x="workload", y="rel_time", hue="label", hue_order=order, ax=ax, errorbar=None)
+        # 95% bootstrap intervals from the summary (seaborn's own would resample medians of medians)
+        for cont, lab in zip(ax.containers, order):
+            sub = d[d["label"] == lab].set_index("workload")
+            for bar, wl in zip(cont, [t.get_text() for t in ax.get_xticklabels()]):
+                if wl in sub.index and np.isfinite(bar.get_height()):
+                    r = sub.loc[wl]
+                    r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
+                    x = bar.get_x() + bar.get_width() / 2
+                    ax.plot([x, x], [r["rel_lo"], r["rel_hi"]], color="black", lw=1)
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="grey", ls="--", lw=1)
+        ax.set_ylabel(f"ns/op relative to {baseline} (log)")
+        ax.set_title(f"Time per op relative to {baseline}, median with 95% bootstrap interval (serial)")
+        ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+        figs.append(("rel_time", "Time per op relative to the baseline", _fig_to_png(fig)))
+    if not ser.empty:
+        d = ser[np.isfinite(ser["overhead"])]
+        fig, ax = plt.subplots(figsize=(max(7, 1.3 * d["workload"].nunique() * 1.2), 4.5))
+        sns.barplot(data=d, x="workload", y="overhead", hue="label", hue_order=order, ax=ax, errorbar=None)
+        ax.axhline(1.0, color="grey", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_ylabel("peak mapped / peak live (log)")
+        ax.set_title("Memory overhead per workload (serial)")
+        ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+        figs.append(("overhead", "Memory overhead", _fig_to_png(fig)))
+    thr = summary[summary["mode"] == "threads"].copy()
+    if not thr.empty:
+        thr["mops_per_s"] = 1e3 / thr["ns_per_op"]
+        g = sns.relplot(data=thr, x="procs", y="mops_per_s", hue="label", col="workload", kind="line", marker="o",
+                        height=3.8, aspect=1.2, facet_kws=dict(sharey=False))
+        g.set_axis_labels("Ps (OS threads)", "throughput (M ops/s)")
+        g.figure.suptitle(f"Threads mode: throughput against Ps ({os.cpu_count()} cores on this machine)", y=1.03)
+        figs.append(("scaling", "Throughput against the number of Ps", _fig_to_png(g.figure)))
+    if not ser.empty and ser["rel_time"].notna().any():
+        agg = ser.dropna(subset=["rel_time"]).groupby("label").agg(
+            rel_time=("rel_time", lambda x: float(np.exp(np.log(x).mean()))),
+            overhead=("overhead", lambda x: float(np.exp(np.log(x[x > 0]).mean())) if (x > 0).any() else np.nan)).reset_index()
+        fig, ax = plt.subplots(figsize=(7, 5))
+        sns.scatterplot(data=agg, x="rel_time", y="overhead", hue="label", s=90, ax=ax, legend=False)
+        for _, r in agg.iterrows():
+            ax.annotate(r["label"], (r["rel_time"], r["overhead"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        front = S.pareto_front(agg["rel_time"], agg["overhead"])
+        if len(front):
+            f = agg.iloc[front]
+            ax.plot(f["rel_time"], f["overhead"], "r--", lw=1.2, label="Pareto front")
+            ax.legend()
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"geomean ns/op relative to {baseline} (log)")
+        ax.set_ylabel("geomean memory overhead (log)")
+        ax.set_title("Speed against memory: lower left is better")
+        figs.append(("pareto", "Time against overhead with the Pareto front", _fig_to_png(fig)))
+    waste = sizeclass_waste(df)
+    if not waste.empty:
+        fig, ax = plt.subplots(figsize=(8, 4.2))
+        sns.lineplot(data=waste, x="bytes_per_obj", y="max_waste_pct", hue="table", marker=".", ax=ax)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("size class (bytes per object, log)")
+        ax.set_ylabel("worst-case waste (%)")
+        ax.set_title("Per-size-class waste of the size-class tables in use")
+        figs.append(("sizeclass_waste", "Per-size-class waste", _fig_to_png(fig)))
+    if not ser.empty and ser["rel_time"].notna().any():
+        piv = ser.pivot_table(index="label", columns="workload", values="rel_time", aggfunc="first")
+        fig, ax = plt.subplots(figsize=(1.2 * piv.shape[1] + 3, 0.5 * piv.shape[0] + 2))
+        sns.heatmap(np.log2(piv), annot=piv.round(2), fmt="", cmap="RdYlGn_r", center=0, ax=ax,
+                    cbar_kws={"label": f"log2(ns/op / {baseline})"})
+        ax.set_title(f"Relative time, strategies x workloads (vs {baseline})")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        figs.append(("heatmap", "Strategies x workloads heatmap", _fig_to_png(fig)))
+    return figs
+
+
+def sizeclass_waste(df: pd.DataFrame) -> pd.DataFrame:
+    """Worst-case waste per class for every distinct size-class table in the runs."""
+    frames = []
+    seen = set()
+    for strat, cfg_json in df[["strategy", "config_json"]].drop_duplicates().itertuples(index=False):
+        key = (strat, cfg_json)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            table = _table_for(strat, json.loads(cfg_json))
+        except Exception:  # a strategy without a table, or one from an older version
+            table = None
+        if table is not None:
+            t = table.copy()
+            n_same = len([k for k in seen if k[0] == strat])
+            t["table"] = strat if n_same == 1 else f"{strat}[{hashlib.sha1(cfg_json.encode()).hexdigest()[:6]}]"
+            frames.append(t)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _table_for(strategy: str, cfg: dict):
+    from alloclab import strategies
+
+    if strategy == "go":
+        from alloclab.strategies.go import sizeclasses as SC
+
+        mod = strategies.get("go")
+        table = SC.generate(mod.Config.from_dict(cfg))
+        return pd.DataFrame(SC.table_rows(table)) if hasattr(SC, "table_rows") else _parse_csv(SC.format_table(table, csv=True))
+    if strategy in ("bitmap", "freelist"):
+        from alloclab.strategies import _sizeclass_simple as SS
+
+        if hasattr(SS, "waste_table"):
+            return pd.DataFrame(SS.waste_table())
+    return None
+
+
+def _parse_csv(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text))
+
+
+# ----------------------------------------------------------------- writing
+
+def _fmt(x, digits=2):
+    if isinstance(x, (float, np.floating)):
+        return "" if not np.isfinite(x) else f"{x:.{digits}f}"
+    return str(x)
+
+
+def _cells_table(summary: pd.DataFrame) -> pd.DataFrame:
+    cols = ["label", "workload", "procs", "mode", "reps", "ns_per_op", "ns_lo", "ns_hi", "rel_time", "rel_lo", "rel_hi",
+            "significant", "ops_per_ms", "overhead", "peak_mapped_mb", "internal_frag", "fast_path_rate",
+            "locks_per_kop", "contended"]
+    return summary[cols].sort_values(["mode", "workload", "procs", "ns_per_op"])
+
+
+def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Path:
+    df = R.load(run_dirs)
+    if df.empty:
+        raise ValueError(f"no result rows in {', '.join(map(str, run_dirs))}")
+    df["label"] = _label(df)
+    summary = summarise(df, baseline)
+    if summary.empty:
+        raise ValueError("no successful cells to report on")
+    if baseline not in set(summary["strategy"]):
+        baseline_note = f"(baseline {baseline!r} is not in these runs: relative figures are empty)"
+    else:
+        baseline_note = ""
+    gm = geomeans(summary, baseline)
+    claims = claims_table(summary)
+    figs = make_figures(summary, df, baseline)
+    failed = df[df["status"] != "ok"][["strategy", "workload", "procs", "mode", "status", "error"]].drop_duplicates()
+    metas = []
+    for d in run_dirs:
+        try:
+            metas.append(json.loads((Path(d) / "meta.json").read_text()))
+        except (OSError, ValueError):
+            metas.append({"folder": str(d)})
+    out.mkdir(parents=True, exist_ok=True)
+    cells = _cells_table(summary)
+    _atomic_text(out / "summary.csv", cells.to_csv(index=False))
+    _write_md(out, cells, gm, claims, figs, metas, failed, baseline, baseline_note)
+    index = out / "index.html"
+    _atomic_text(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note))
+    return index
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
+    c = claims.copy()
+    c["article_ratio"] = c["article_ratio"].map(lambda x: "" if x is None or not np.isfinite(x) else f"{x:.2f}x")
+    c["measured_ratio"] = [("" if not np.isfinite(v) else (f"{v:.2%}" if "mcache" in cl else f"{v:.2f}x"))
+                           for v, cl in zip(claims["measured_ratio"], claims["claim"])]
+    return c
+
+
+def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note):
+    parts = [f"# alloclab report\n\nBaseline: `{baseline}` {note}\n"]
+    parts.append("## Machine and commit\n")
+    for m in metas:
+        parts.append(f"- run `{m.get('suite', m.get('command', ''))}` created {m.get('created_at', '')}: "
+                     f"{m.get('cpu_model', '')}, {m.get('cores', '')} cores, host {m.get('host', '')}, "
+                     f"commit {m.get('git_commit', '')}, alloclab {m.get('alloclab_version', '')}, numba {m.get('numba_version', '')}")
+    parts.append("\n## The article's claims\n")
+    parts.append(_md_table(_claims_view(claims)))
+    parts.append("\n## Geometric means over workloads (serial)\n")
+    parts.append(_md_table(gm))
+    for slug, title, png in figs:
+        (out / f"{slug}.png").write_bytes(png)
+        parts.append(f"\n## {title}\n\n![{title}]({slug}.png)\n")
+    parts.append("\n## Every cell\n")
+    parts.append(_md_table(cells))
+    if not failed.empty:
+        parts.append("\n## Failed cells\n")
+        parts.append(_md_table(failed))
+    _atomic_text(out / "report.md", "\n".join(parts) + "\n")
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    h = ["<table><thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns) + "</tr></thead><tbody>"]
+    for _, r in df.iterrows():
+        h.append("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in df.columns) + "</tr>")
+    h.append("</tbody></table>")
+    return "\n".join(h)
+
+
+def _html(cells, gm, claims, figs, metas, failed, baseline, note) -> str:
+    css = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
+           "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+           "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:1em 0}"
+           ".meta{color:#555;font-size:13px}h2{border-bottom:1px solid #ddd;padding-bottom:4px}")
+    body = [f"<h1>alloclab report</h1><p>Baseline: <code>{html.escape(baseline)}</code> {html.escape(note)}. "
+            "Times are medians over repetitions with 95% bootstrap intervals; a difference is significant when "
+            "the interval of the ratio excludes 1.</p>"]
+    body.append("<h2>Machine and commit</h2><ul class='meta'>")
+    for m in metas:
+        body.append("<li>" + html.escape(
+            f"run {m.get('suite', m.get('command', ''))} created {m.get('created_at', '')}: {m.get('cpu_model', '')}, "
+            f"{m.get('cores', '')} cores, host {m.get('host', '')}, commit {m.get('git_commit', '')}, "
+            f"alloclab {m.get('alloclab_version', '')}, numba {m.get('numba_version', '')}, python {m.get('python', '')}") + "</li>")
+    body.append("</ul>")
+    body.append("<h2>The article's claims</h2>" + _html_table(_claims_view(claims)))
+    body.append("<h2>Geometric means over workloads (serial)</h2>" + _html_table(gm))
+    for slug, title, png in figs:
+        b64 = base64.b64encode(png).decode()
+        body.append(f"<h2>{html.escape(title)}</h2><img id='fig-{slug}' alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>")
+    body.append("<h2>Every cell</h2>" + _html_table(cells))
+    if not failed.empty:
+        body.append("<h2>Failed cells</h2>" + _html_table(failed))
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>alloclab report</title><style>{css}</style></head><body>{''.join(body)}</body></html>"
