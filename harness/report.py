@@ -49,13 +49,27 @@ def _label(df: pd.DataFrame) -> pd.Series:
     return lab.where(~((n_cfg > 1) & ~tuned), df["strategy"])
 
 
+def _workload_label(df: pd.DataFrame) -> pd.Series:
+    """The workload name, plus its parameters where one workload ran with several."""
+    n = df.groupby("workload")["workload_json"].transform("nunique")
+
+    def short(j):
+        try:
+            d = json.loads(j)
+        except ValueError:
+            return j
+        return ",".join(f"{k}={v}" for k, v in sorted(d.items()) if k not in ("file",))
+
+    return df["workload"].where(n == 1, df["workload"] + "(" + df["workload_json"].map(short) + ")")
+
+
 def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """One row per cell: medians, intervals and the ratio to the baseline on the same workload/procs/mode."""
     ok = df[df["status"] == "ok"].copy()
     rows = []
-    for key, g in ok.groupby(CELL + ["label"], sort=False):
+    for key, g in ok.groupby(CELL + ["label", "wlabel"], sort=False):
         med, lo, hi = S.median_ci(g["ns_per_op"])
-        rows.append(dict(zip(CELL + ["label"], key), reps=len(g), ns_per_op=med, ns_lo=lo, ns_hi=hi,
+        rows.append(dict(zip(CELL + ["label", "wlabel"], key), reps=len(g), ns_per_op=med, ns_lo=lo, ns_hi=hi,
                          ops_per_ms=1e6 / med if med else np.nan,
                          overhead=float(g["overhead"].median()), peak_mapped_mb=g["peak_mapped_bytes"].median() / 2**20,
                          peak_live_mb=g["peak_live_bytes"].median() / 2**20,
@@ -70,7 +84,9 @@ def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     for _, r in out.iterrows():
         b = out[(out["strategy"] == baseline) & (out["workload"] == r["workload"]) &
                 (out["workload_json"] == r["workload_json"]) & (out["procs"] == r["procs"]) & (out["mode"] == r["mode"])]
-        if b.empty:
+        if r["label"] == baseline:
+            ratios.append((1.0, 1.0, 1.0))
+        elif b.empty:
             ratios.append((np.nan, np.nan, np.nan))
         else:
             ratios.append(S.ratio_ci(r["_samples"], b.iloc[0]["_samples"]))
@@ -89,7 +105,7 @@ def geomeans(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
                     (ser["workload_json"] == r["workload_json"]) & (ser["procs"] == r["procs"])]
             if not b.empty:
                 groups.append((r["_samples"], b.iloc[0]["_samples"]))
-        gm, lo, hi = S.geomean_ci(groups)
+        gm, lo, hi = S.geomean_ci(groups) if lab != baseline else (1.0, 1.0, 1.0)
         ov = g["overhead"].replace([np.inf], np.nan).dropna()
         rows.append(dict(label=lab, workloads=len(groups), geomean_rel_time=gm, lo=lo, hi=hi,
                          significant=S.significant(lo, hi) if lab != baseline else False,
@@ -168,11 +184,11 @@ def make_figures(summary: pd.DataFrame, df: pd.DataFrame, baseline: str) -> list
     order = sorted(ser["label"].unique())
     if not ser.empty and ser["rel_time"].notna().any():
         d = ser.dropna(subset=["rel_time"])
-        fig, ax = plt.subplots(figsize=(max(7, 1.3 * d["workload"].nunique() * 1.2), 4.8))
-        sns.barplot(data=d, x="workload", y="rel_time", hue="label", hue_order=order, ax=ax, errorbar=None)
+        fig, ax = plt.subplots(figsize=(max(7, 1.3 * d["wlabel"].nunique() * 1.2), 4.8))
+        sns.barplot(data=d, x="wlabel", y="rel_time", hue="label", hue_order=order, ax=ax, errorbar=None)
         # 95% bootstrap intervals from the summary (seaborn's own would resample medians of medians)
         for cont, lab in zip(ax.containers, order):
-            sub = d[d["label"] == lab].set_index("workload")
+            sub = d[d["label"] == lab].set_index("wlabel")
             for bar, wl in zip(cont, [t.get_text() for t in ax.get_xticklabels()]):
                 if wl in sub.index and np.isfinite(bar.get_height()):
                     r = sub.loc[wl]
@@ -187,8 +203,8 @@ def make_figures(summary: pd.DataFrame, df: pd.DataFrame, baseline: str) -> list
         figs.append(("rel_time", "Time per op relative to the baseline", _fig_to_png(fig)))
     if not ser.empty:
         d = ser[np.isfinite(ser["overhead"])]
-        fig, ax = plt.subplots(figsize=(max(7, 1.3 * d["workload"].nunique() * 1.2), 4.5))
-        sns.barplot(data=d, x="workload", y="overhead", hue="label", hue_order=order, ax=ax, errorbar=None)
+        fig, ax = plt.subplots(figsize=(max(7, 1.3 * d["wlabel"].nunique() * 1.2), 4.5))
+        sns.barplot(data=d, x="wlabel", y="overhead", hue="label", hue_order=order, ax=ax, errorbar=None)
         ax.axhline(1.0, color="grey", ls="--", lw=1)
         ax.set_yscale("log")
         ax.set_ylabel("peak mapped / peak live (log)")
@@ -198,7 +214,7 @@ def make_figures(summary: pd.DataFrame, df: pd.DataFrame, baseline: str) -> list
     thr = summary[summary["mode"] == "threads"].copy()
     if not thr.empty:
         thr["mops_per_s"] = 1e3 / thr["ns_per_op"]
-        g = sns.relplot(data=thr, x="procs", y="mops_per_s", hue="label", col="workload", kind="line", marker="o",
+        g = sns.relplot(data=thr, x="procs", y="mops_per_s", hue="label", col="wlabel", kind="line", marker="o", col_wrap=min(3, thr["wlabel"].nunique()),
                         height=3.8, aspect=1.2, facet_kws=dict(sharey=False))
         g.set_axis_labels("Ps (OS threads)", "throughput (M ops/s)")
         g.figure.suptitle(f"Threads mode: throughput against Ps ({os.cpu_count()} cores on this machine)", y=1.03)
@@ -232,13 +248,14 @@ def make_figures(summary: pd.DataFrame, df: pd.DataFrame, baseline: str) -> list
         ax.set_title("Per-size-class waste of the size-class tables in use")
         figs.append(("sizeclass_waste", "Per-size-class waste", _fig_to_png(fig)))
     if not ser.empty and ser["rel_time"].notna().any():
-        piv = ser.pivot_table(index="label", columns="workload", values="rel_time", aggfunc="first")
+        piv = ser.pivot_table(index="label", columns="wlabel", values="rel_time", aggfunc="first")
         fig, ax = plt.subplots(figsize=(1.2 * piv.shape[1] + 3, 0.5 * piv.shape[0] + 2))
         sns.heatmap(np.log2(piv), annot=piv.round(2), fmt="", cmap="RdYlGn_r", center=0, ax=ax,
                     cbar_kws={"label": f"log2(ns/op / {baseline})"})
         ax.set_title(f"Relative time, strategies x workloads (vs {baseline})")
         ax.set_xlabel("")
         ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=30)
         figs.append(("heatmap", "Strategies x workloads heatmap", _fig_to_png(fig)))
     return figs
 
@@ -294,10 +311,10 @@ def _fmt(x, digits=2):
 
 
 def _cells_table(summary: pd.DataFrame) -> pd.DataFrame:
-    cols = ["label", "workload", "procs", "mode", "reps", "ns_per_op", "ns_lo", "ns_hi", "rel_time", "rel_lo", "rel_hi",
+    cols = ["label", "wlabel", "procs", "mode", "reps", "ns_per_op", "ns_lo", "ns_hi", "rel_time", "rel_lo", "rel_hi",
             "significant", "ops_per_ms", "overhead", "peak_mapped_mb", "internal_frag", "fast_path_rate",
             "locks_per_kop", "contended"]
-    return summary[cols].sort_values(["mode", "workload", "procs", "ns_per_op"])
+    return summary[cols].sort_values(["mode", "wlabel", "procs", "ns_per_op"]).rename(columns={"wlabel": "workload"})
 
 
 def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Path:
@@ -305,6 +322,7 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Pat
     if df.empty:
         raise ValueError(f"no result rows in {', '.join(map(str, run_dirs))}")
     df["label"] = _label(df)
+    df["wlabel"] = _workload_label(df)
     summary = summarise(df, baseline)
     if summary.empty:
         raise ValueError("no successful cells to report on")

@@ -150,6 +150,11 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
     if warmup:
+        # fault in as much arena as any strategy could map for this trace
+        # (every byte ever allocated, rounded, plus slack for metadata)
+        from alloclab.strategies._heap import get_arena, prefault
+
+        prefault(get_arena(arena_mb << 20), int(trace.stats()["alloc_bytes"] * 1.25) + (64 << 20))
         # warm-up in the mode being measured, on a prefix (threads too: it starts the kernels' code paths)
         replay_once(mod, config, trace, procs, mode=mode, check=False, arena_mb=arena_mb,
                     stop=min(len(trace), WARMUP_OPS))
