@@ -111,6 +111,15 @@ def test_replays_with_check_on_bump(name, arena_mb):
     assert r.counters[0] == tr.stats()["allocs"] and r.counters[1] == tr.stats()["frees"]
 
 
+@pytest.mark.parametrize("name", ["web", "pipeline", "larson"])
+def test_replays_in_threads_mode(name, arena_mb):
+    # cross-P frees wait for the allocating P to publish the address: the trace's order must allow it
+    tr = gen(name)
+    [(rep, r)] = run_cell("bump", strategies.get("bump").Config(), tr, mode="threads", check=True, arena_mb=arena_mb)
+    assert r.status == "ok", r.error
+    assert r.counters[0] == tr.stats()["allocs"]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_scale_scales(name):
     # larson's slots and rounds have a floor of 16: compare above it, with fewer workers

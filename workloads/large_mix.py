@@ -18,7 +18,7 @@ goroutine exits; a share 0.005 is kept in a long-lived cache (2,000 x scale
 entries, random eviction, freed at the end); a share 0.02 is handed to a
 goroutine on another P and freed there.
 Default size: 40,000 goroutines, about 4.3M ops at scale 1.0; live memory
-about 50-100 MB (mean object ~13 KiB).
+peaks near 50 MB (mean object ~13 KiB).
 """
 from __future__ import annotations
 

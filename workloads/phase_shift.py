@@ -18,7 +18,7 @@ plus each filler's G descriptor and 2 KiB stack.
 Lifetimes: phase-1 objects live until the random purge (90%) or the end
 (10%); phase-2 objects live until the end.
 Default size: 1,000,000 objects of 64 B, then 250,000 of 256 B: about
-3.5M ops at scale 1.0; live memory peaks near 70 MB.
+2.5M ops at scale 1.0; live memory peaks near 70 MB.
 """
 from __future__ import annotations
 
