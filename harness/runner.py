@@ -39,11 +39,13 @@ class RunResult:
 
 
 def _split_by_p(trace, procs):
-    out = []
+    """Per-P column sets (in logical order within each P) and each op's global index."""
+    out, where = [], []
     for p in range(procs):
         idx = np.flatnonzero(trace.p == p)
         out.append(tuple(np.ascontiguousarray(col[idx]) for col in (trace.p, trace.op, trace.kind, trace.size, trace.obj)))
-    return out
+        where.append(idx)
+    return out, where
 
 
 def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=DEFAULT_ARENA_MB,
@@ -57,9 +59,9 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
     shadow = np.zeros(heap.arena.shape[0] if check else 1, np.uint8)
     stats = ex.new_stats()
     stats_rows = [ex.new_stats() for _ in range(procs)]
-    trace_cols = None
+    trace_cols = where = None
     if mode == "threads":
-        trace_cols = _split_by_p(_prefix(trace, n) if stop is not None else trace, procs)
+        trace_cols, where = _split_by_p(_prefix(trace, n) if stop is not None else trace, procs)
     st = mod.make_state(config, heap, procs)
     align16 = bool(getattr(mod, "ALIGN16", True))
     sample = getattr(mod, "sample_memory", None)
@@ -110,7 +112,8 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
         for p in range(procs):
             if results[p] not in (ex.OK, ex.ABORTED):
                 status = results[p]
-                fail_op, fail_addr = int(stats_rows[p][ex.S_FAIL_OP]), int(stats_rows[p][ex.S_FAIL_ADDR])
+                fail_op = int(where[p][stats_rows[p][ex.S_FAIL_OP]])  # the P's stream index -> trace index
+                fail_addr = int(stats_rows[p][ex.S_FAIL_ADDR])
                 break
         else:
             if any(r == ex.ABORTED for r in results):
