@@ -41,12 +41,27 @@ CLAIMS = [
 WORKLOAD_PREFERENCE = ["web", "random", "larson", "pipeline", "tiny", "spawn-storm"]
 
 
+def _config_label(strategy: str, config_json: str) -> str:
+    """``strategy`` for its default config, else ``strategy[key=value,...]`` naming what differs."""
+    from alloclab import strategies
+
+    try:
+        default = strategies.get(strategy).Config().to_dict()
+        cfg = json.loads(config_json)
+    except Exception:
+        return strategy
+    diff = [f"{k}={v}" for k, v in sorted(cfg.items()) if k in default and default[k] != v and not isinstance(v, list)]
+    if not diff:
+        return strategy if all(default.get(k) == v for k, v in cfg.items()) else f"{strategy}[tuned]"
+    text = ",".join(diff)
+    return f"{strategy}[{text if len(text) <= 28 else text[:25] + '...'}]"
+
+
 def _label(df: pd.DataFrame) -> pd.Series:
-    """strategy, plus the config hash where a strategy ran with several configs."""
-    n_cfg = df.groupby("strategy")["config_hash"].transform("nunique")
-    tuned = df["config_hash"] != df.groupby("strategy")["config_hash"].transform("first")
-    lab = df["strategy"].where(n_cfg == 1, df["strategy"] + "[" + df["config_hash"].str[:6] + "]")
-    return lab.where(~((n_cfg > 1) & ~tuned), df["strategy"])
+    """The strategy, with what differs from its default config where it does."""
+    pairs = df[["strategy", "config_json"]].drop_duplicates()
+    names = {(s, c): _config_label(s, c) for s, c in pairs.itertuples(index=False)}
+    return pd.Series([names[(s, c)] for s, c in zip(df["strategy"], df["config_json"])], index=df.index)
 
 
 def _workload_label(df: pd.DataFrame) -> pd.Series:
@@ -425,4 +440,9 @@ def _html(cells, gm, claims, figs, metas, failed, baseline, note) -> str:
     body.append("<h2>Every cell</h2>" + _html_table(cells))
     if not failed.empty:
         body.append("<h2>Failed cells</h2>" + _html_table(failed))
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>alloclab report</title><style>{css}</style></head><body>{''.join(body)}</body></html>"
+    # After load, the page records how many of its figures decoded: the screenshot test reads it.
+    script = ("<script>window.addEventListener('load',function(){var im=document.images,n=0;"
+              "for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0)n++;}"
+              "document.body.setAttribute('data-images-ok',n+'/'+im.length);});</script>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>alloclab report</title><style>{css}</style></head>"
+            f"<body>{''.join(body)}{script}</body></html>")
