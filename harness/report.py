@@ -213,6 +213,7 @@ def make_figures(summary: pd.DataFrame, df: pd.DataFrame, baseline: str) -> list
         ax.set_yscale("log")
         ax.axhline(1.0, color="grey", ls="--", lw=1)
         ax.set_ylabel(f"ns/op relative to {baseline} (log)")
+        ax.set_xlabel("workload")
         ax.set_title(f"Time per op relative to {baseline}, median with 95% bootstrap interval (serial)")
         ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
         figs.append(("rel_time", "Time per op relative to the baseline", _fig_to_png(fig)))
@@ -223,6 +224,7 @@ def make_figures(summary: pd.DataFrame, df: pd.DataFrame, baseline: str) -> list
         ax.axhline(1.0, color="grey", ls="--", lw=1)
         ax.set_yscale("log")
         ax.set_ylabel("peak mapped / peak live (log)")
+        ax.set_xlabel("workload")
         ax.set_title("Memory overhead per workload (serial)")
         ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
         figs.append(("overhead", "Memory overhead", _fig_to_png(fig)))
@@ -332,6 +334,89 @@ def _cells_table(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[cols].sort_values(["mode", "wlabel", "procs", "ns_per_op"]).rename(columns={"wlabel": "workload"})
 
 
+def tuning_records(run_dirs: list[Path]) -> list[dict]:
+    recs = []
+    for d in run_dirs:
+        p = Path(d) / "tuning.json"
+        if p.is_file():
+            try:
+                recs.append(json.loads(p.read_text()))
+            except ValueError:
+                pass
+    return recs
+
+
+def tuning_figures(rec: dict) -> list[tuple[str, str, bytes]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    figs = []
+    name = rec["study"]
+    done = [t for t in rec["trials"] if t["state"] == "COMPLETE" and t["values"]]
+    if not done:
+        return figs
+    objs = rec["objectives"]
+    if len(objs) == 1:
+        x = [t["number"] for t in done]
+        y = [t["values"][0] for t in done]
+        fig, ax = plt.subplots(figsize=(7.5, 4))
+        ax.scatter(x, y, s=14, alpha=0.6, label="trial")
+        ax.plot(x, np.minimum.accumulate(y), "r-", lw=1.5, label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(objs[0])
+        ax.set_title(f"Optimisation history: {name}")
+        ax.legend()
+        figs.append((f"tune_history_{_slug(name)}", f"Tuning {name}: optimisation history", _fig_to_png(fig)))
+    else:
+        xs = np.array([t["values"][0] for t in done])
+        ys = np.array([t["values"][1] for t in done])
+        front = S.pareto_front(xs, ys)
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.scatter(xs, ys, s=14, alpha=0.5, label="trial")
+        ax.plot(xs[front], ys[front], "r.--", label="Pareto front")
+        ax.set_xlabel(objs[0])
+        ax.set_ylabel(objs[1])
+        ax.set_title(f"Pareto front: {name}")
+        ax.legend()
+        figs.append((f"tune_pareto_{_slug(name)}", f"Tuning {name}: Pareto front", _fig_to_png(fig)))
+    imp = rec.get("importances") or {}
+    if imp:
+        d = pd.DataFrame(sorted(imp.items(), key=lambda kv: -kv[1])[:15], columns=["parameter", "importance"])
+        fig, ax = plt.subplots(figsize=(7, 0.35 * len(d) + 1.5))
+        sns.barplot(data=d, y="parameter", x="importance", ax=ax, color="#4c72b0")
+        ax.set_title(f"Parameter importances (fANOVA): {name}")
+        figs.append((f"tune_importance_{_slug(name)}", f"Tuning {name}: parameter importances", _fig_to_png(fig)))
+    return figs
+
+
+def _slug(s: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in s)[:60]
+
+
+def tuning_tables(rec: dict) -> list[tuple[str, pd.DataFrame]]:
+    out = []
+    v = pd.DataFrame(rec.get("validation") or [])
+    if not v.empty and "overhead_change" in v:
+        v = v[v["status"] == "ok"]
+        out.append((f"Tuned vs default on held-out data: {rec['study']}", v[[
+            "group", "workload", "seed", "default_overhead", "tuned_overhead", "overhead_change",
+            "default_ns", "tuned_ns", "ns_change"]]))
+        g = v.groupby("group")[["overhead_change", "ns_change"]].median().reset_index()
+        g.columns = ["group", "median overhead change", "median ns/op change"]
+        out.append((f"Generalisation: {rec['study']}", g))
+    if rec.get("best"):
+        from alloclab import strategies
+
+        default = strategies.get(rec["strategy"]).Config().to_dict()
+        changed = [(k, default.get(k), v) for k, v in rec["best"][0].items() if default.get(k) != v]
+        out.append((f"Best config vs default: {rec['study']}",
+                    pd.DataFrame(changed or [("(none)", "", "")], columns=["field", "default", "tuned"])))
+    return out
+
+
 def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Path:
     df = R.load(run_dirs)
     if df.empty:
@@ -348,6 +433,9 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Pat
     gm = geomeans(summary, baseline)
     claims = claims_table(summary)
     figs = make_figures(summary, df, baseline)
+    recs = tuning_records(run_dirs)
+    tune_figs = [f for rec in recs for f in tuning_figures(rec)]
+    tune_tables = [t for rec in recs for t in tuning_tables(rec)]
     failed = df[df["status"] != "ok"][["strategy", "workload", "procs", "mode", "status", "error"]].drop_duplicates()
     metas = []
     for d in run_dirs:
@@ -358,9 +446,9 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Pat
     out.mkdir(parents=True, exist_ok=True)
     cells = _cells_table(summary)
     _atomic_text(out / "summary.csv", cells.to_csv(index=False))
-    _write_md(out, cells, gm, claims, figs, metas, failed, baseline, baseline_note)
+    _write_md(out, cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables)
     index = out / "index.html"
-    _atomic_text(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note))
+    _atomic_text(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables))
     return index
 
 
@@ -387,7 +475,7 @@ def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
     return c
 
 
-def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note):
+def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=()):
     parts = [f"# alloclab report\n\nBaseline: `{baseline}` {note}\n"]
     parts.append("## Machine and commit\n")
     for m in metas:
@@ -401,6 +489,13 @@ def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note):
     for slug, title, png in figs:
         (out / f"{slug}.png").write_bytes(png)
         parts.append(f"\n## {title}\n\n![{title}]({slug}.png)\n")
+    if tune_figs or tune_tables:
+        parts.append("\n## Tuning\n")
+        for title, t in tune_tables:
+            parts.append(f"\n### {title}\n\n" + _md_table(t))
+        for slug, title, png in tune_figs:
+            (out / f"{slug}.png").write_bytes(png)
+            parts.append(f"\n### {title}\n\n![{title}]({slug}.png)\n")
     parts.append("\n## Every cell\n")
     parts.append(_md_table(cells))
     if not failed.empty:
@@ -417,7 +512,7 @@ def _html_table(df: pd.DataFrame) -> str:
     return "\n".join(h)
 
 
-def _html(cells, gm, claims, figs, metas, failed, baseline, note) -> str:
+def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=()) -> str:
     css = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
            "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
            "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:1em 0}"
@@ -437,6 +532,14 @@ def _html(cells, gm, claims, figs, metas, failed, baseline, note) -> str:
     for slug, title, png in figs:
         b64 = base64.b64encode(png).decode()
         body.append(f"<h2>{html.escape(title)}</h2><img id='fig-{slug}' alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>")
+    if tune_figs or tune_tables:
+        body.append("<h2>Tuning</h2>")
+        for title, t in tune_tables:
+            body.append(f"<h3>{html.escape(title)}</h3>" + _html_table(t))
+        for slug, title, png in tune_figs:
+            b64 = base64.b64encode(png).decode()
+            body.append(f"<h3>{html.escape(title)}</h3><img id='fig-{slug}' alt='{html.escape(title)}' "
+                        f"src='data:image/png;base64,{b64}'>")
     body.append("<h2>Every cell</h2>" + _html_table(cells))
     if not failed.empty:
         body.append("<h2>Failed cells</h2>" + _html_table(failed))

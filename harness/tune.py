@@ -1,0 +1,318 @@
+"""Auto-tuning with Optuna: search a strategy's Config for a set of workloads.
+
+A trial samples a config from the strategy's declared search space
+(``Config.suggest``: every ``param`` with ``tune=True``), runs it on the
+tuning workloads and scores it:
+
+    memory  geometric mean over workloads of overhead = peak mapped / peak live
+    time    median ns/op over ``time_reps`` repetitions (geomean over workloads)
+    locks   central + global lock acquisitions per 1,000 ops
+Several objectives give a multi-objective study and a Pareto front.
+
+Trials are cheap by construction: traces are generated once per process and
+reused, ``memory`` and ``locks`` run serially (deterministic: one repetition
+is exact), and every config of a strategy has the same state *types*, so the
+compiled kernels are loaded once and never recompiled per trial. Invalid
+combinations (``ConfigError`` from ``validate``) are pruned, not failures.
+
+Storage: any Optuna storage. A plain path ending in .log / .jsonl, or
+``journal:PATH``, is an Optuna journal file; anything else is an SQLAlchemy
+URL (default ``sqlite:///results/tuning.db``). ``--workers N`` starts N
+processes on one study (Optuna's own distributed mode); running the same
+study again continues it. After the search, the best config(s) are validated
+on held-out seeds and on the other named workloads against the strategy's
+default, and the generalisation gap is reported.
+"""
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alloclab import strategies, workloads
+from alloclab.harness import results as R
+from alloclab.harness import runner
+from alloclab.strategies._config import ConfigError
+
+OBJECTIVES = ("memory", "time", "locks")
+DEFAULT_STORAGE = "sqlite:///results/tuning.db"
+# Tuning scale per workload: big enough that the live heap dwarfs one heap
+# growth step (4 MiB in Go), small enough for >= 30 trials a minute here.
+TUNING_SCALE = {"web": 0.3, "spawn-storm": 0.05, "pipeline": 0.1, "larson": 0.1, "tiny": 0.1,
+                "large-mix": 0.05, "phase-shift": 0.2, "random": 0.5}
+# Fields that describe the machine or the model's fidelity rather than an
+# allocator design choice: fixed during search unless --tune-all.
+FIXED_BY_DEFAULT = {
+    "go": ("heap_growth_kb", "arena_mb", "gogc", "gc_min_heap_kb", "g_size", "malloc_header", "fixed_stack"),
+    "system": ("m_arena_max",),
+}
+HELD_OUT_SEEDS = (1001, 1002, 1003)
+
+
+class TuneError(ValueError):
+    """Bad tuning input (one line)."""
+
+
+@dataclass
+class TuneSpec:
+    strategy: str
+    workloads: list[str]
+    objectives: list[str]
+    scale: float | None = None
+    procs: int = 2
+    seed: int = 0
+    time_reps: int = 3
+    arena_mb: int = 2048
+    tune_all: bool = False
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> "TuneSpec":
+        mod = strategies.get(self.strategy)
+        for w in self.workloads:
+            if not w.startswith("trace:"):
+                workloads.get(w)
+        bad = [o for o in self.objectives if o not in OBJECTIVES]
+        if bad or not self.objectives or len(set(self.objectives)) != len(self.objectives):
+            raise TuneError(f"--objective {','.join(self.objectives)}: choose one or more of {', '.join(OBJECTIVES)}")
+        names = set(mod.Config().to_dict())
+        unknown = set(self.fixed) - names
+        if unknown:
+            raise TuneError(f"--fix: {self.strategy} has no config field(s) {', '.join(sorted(unknown))}")
+        return self
+
+    def scale_for(self, w: str) -> float:
+        return self.scale if self.scale is not None else TUNING_SCALE.get(w, 0.1)
+
+    def fixed_fields(self) -> dict[str, Any]:
+        mod = strategies.get(self.strategy)
+        base = mod.Config().to_dict()
+        out = {} if self.tune_all else {k: base[k] for k in FIXED_BY_DEFAULT.get(self.strategy, ()) if k in base}
+        out.update(self.fixed)
+        return out
+
+
+_TRACES: dict = {}
+
+
+def get_trace(workload: str, procs: int, seed: int, scale: float):
+    key = (workload, procs, seed, scale)
+    if key not in _TRACES:
+        if len(_TRACES) > 16:
+            _TRACES.clear()
+        _TRACES[key] = workloads.generate(workload, procs=procs, seed=seed, scale=scale)
+    return _TRACES[key]
+
+
+def evaluate(spec: TuneSpec, config, workload_list=None, seed=None) -> dict[str, Any]:
+    """Run ``config`` on the workloads; returns per-workload metrics and the objective values."""
+    seed = spec.seed if seed is None else seed
+    per = {}
+    for w in workload_list or spec.workloads:
+        tr = get_trace(w, spec.procs, seed, spec.scale_for(w))
+        reps = spec.time_reps if "time" in spec.objectives else 1
+        res = runner.run_cell(spec.strategy, config, tr, mode="serial", reps=reps, arena_mb=spec.arena_mb,
+                              warmup="time" in spec.objectives)
+        bad = [r for _, r in res if r.status != "ok"]
+        if bad:
+            return {"status": bad[0].status, "error": bad[0].error, "per_workload": per}
+        r0 = res[0][1]
+        s = tr.stats()
+        c = r0.counters
+        from alloclab.strategies import _counters as C
+
+        per[w] = dict(overhead=r0.peak_mapped_bytes / max(s["peak_live_bytes"], 1),
+                      peak_mapped_bytes=r0.peak_mapped_bytes, peak_live_bytes=s["peak_live_bytes"],
+                      ns_per_op=statistics.median(r.wall_s * 1e9 / len(tr) for _, r in res),
+                      locks=(int(c[C.LOCK_CENTRAL]) + int(c[C.LOCK_GLOBAL])) * 1000 / len(tr),
+                      fast_path_rate=int(c[C.FAST_HITS]) / max(int(c[C.ALLOCS]), 1))
+    gm = lambda k: float(math.exp(np.mean([math.log(max(v[k], 1e-12)) for v in per.values()])))  # noqa: E731
+    values = {"memory": gm("overhead"), "time": gm("ns_per_op"),
+              "locks": float(np.mean([v["locks"] for v in per.values()]))}
+    return {"status": "ok", "per_workload": per, "values": values}
+
+
+def open_storage(url: str):
+    import optuna
+
+    if url.startswith("journal:") or url.endswith((".log", ".jsonl")):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = url[len("journal:"):] if url.startswith("journal:") else url
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(path))
+    if url.startswith("sqlite:///"):
+        p = Path(url[len("sqlite:///"):])
+        if p.parent and not p.parent.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120,
+                                          engine_kwargs={"pool_pre_ping": True})
+    except Exception as e:  # sqlalchemy raises many types for a bad URL or an unreachable server
+        raise TuneError(f"storage {url!r}: {str(e).splitlines()[0][:200]}") from None
+
+
+def make_objective(spec: TuneSpec):
+    import optuna
+
+    mod = strategies.get(spec.strategy)
+    fixed = spec.fixed_fields()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial):
+        trial.set_user_attr("worker", worker)
+        try:
+            config = mod.Config.suggest(trial, fixed=fixed)
+        except ConfigError as e:
+            trial.set_user_attr("pruned_because", str(e))
+            raise optuna.TrialPruned(str(e)) from None
+        out = evaluate(spec, config)
+        if out["status"] != "ok":
+            trial.set_user_attr("pruned_because", out["error"])
+            raise optuna.TrialPruned(out["error"])
+        trial.set_user_attr("config_json", config.to_json())
+        trial.set_user_attr("per_workload", json.dumps(out["per_workload"]))
+        vals = [out["values"][o] for o in spec.objectives]
+        return vals[0] if len(vals) == 1 else vals
+
+    return objective
+
+
+def create_study(spec: TuneSpec, storage_url: str, study_name: str, seed: int):
+    import optuna
+
+    storage = open_storage(storage_url)
+    dirs = ["minimize"] * len(spec.objectives)
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                    directions=dirs, load_if_exists=True)
+    except Exception as e:
+        raise TuneError(f"study {study_name!r} in {storage_url}: {str(e).splitlines()[0][:200]}") from None
+    if [d.name.lower() for d in study.directions] != dirs:
+        raise TuneError(f"study {study_name!r} exists with {len(study.directions)} objective(s); "
+                        f"use another --study for --objective {','.join(spec.objectives)}")
+    attrs = study.user_attrs
+    want = dict(strategy=spec.strategy, workloads=spec.workloads, objectives=spec.objectives)
+    if attrs.get("spec") and any(attrs["spec"].get(k) != v for k, v in want.items()):
+        raise TuneError(f"study {study_name!r} was made for {attrs['spec']}; use another --study name")
+    if not attrs.get("spec"):
+        study.set_user_attr("spec", want | {"scale": spec.scale, "procs": spec.procs, "seed": spec.seed})
+    return study
+
+
+def _worker_main(spec: TuneSpec, storage_url: str, study_name: str, n_trials: int, timeout, seed: int, quiet: bool):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = create_study(spec, storage_url, study_name, seed)
+    cb = None if quiet else [_print_trial]
+    study.optimize(make_objective(spec), n_trials=n_trials, timeout=timeout, callbacks=cb, gc_after_trial=False)
+
+
+def _print_trial(study, trial):
+    v = trial.values if trial.values is not None else "pruned"
+    print(f"  trial {trial.number:4d} [{trial.user_attrs.get('worker', '')}] {trial.state.name.lower()} {v}", flush=True)
+
+
+def run_study(spec: TuneSpec, storage_url: str, study_name: str, n_trials: int, timeout=None, workers: int = 1,
+              seed: int = 0, progress: bool = True):
+    """Run ``n_trials`` more trials (split over ``workers`` processes); returns the study."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = create_study(spec, storage_url, study_name, seed)
+    if workers <= 1:
+        study.optimize(make_objective(spec), n_trials=n_trials, timeout=timeout, show_progress_bar=progress,
+                       gc_after_trial=False)
+        return study
+    ctx = mp.get_context("spawn")
+    share = [n_trials // workers + (1 if i < n_trials % workers else 0) for i in range(workers)]
+    procs = [ctx.Process(target=_worker_main, args=(spec, storage_url, study_name, share[i], timeout, seed + 1 + i,
+                                                    not progress)) for i in range(workers) if share[i]]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if bad:
+        raise RuntimeError(f"{len(bad)} tuning worker(s) failed (exit codes {bad})")
+    return optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+
+
+def best_trials(study):
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        return []
+    if len(study.directions) == 1:
+        return [study.best_trial]
+    return sorted(study.best_trials, key=lambda t: t.values)
+
+
+def held_out_validation(spec: TuneSpec, config, other_workloads: list[str] | None = None) -> list[dict[str, Any]]:
+    """Tuned vs default config on held-out seeds (tuning workloads) and on the other named workloads."""
+    mod = strategies.get(spec.strategy)
+    default = mod.Config()
+    vspec = TuneSpec(**{**spec.__dict__, "objectives": list(dict.fromkeys(spec.objectives + ["time"]))})
+    others = other_workloads if other_workloads is not None else [
+        w for w in workloads.names() if w not in spec.workloads and w != "random"]
+    rows = []
+    for group, wl, seeds in (("tuning workload, held-out seed", spec.workloads, HELD_OUT_SEEDS),
+                             ("held-out workload", others, HELD_OUT_SEEDS[:1])):
+        for w in wl:
+            for sd in seeds:
+                d = evaluate(vspec, default, [w], seed=sd)
+                t = evaluate(vspec, config, [w], seed=sd)
+                if d["status"] != "ok" or t["status"] != "ok":
+                    rows.append(dict(group=group, workload=w, seed=sd, status=f"{d['status']}/{t['status']}"))
+                    continue
+                dv, tv = d["per_workload"][w], t["per_workload"][w]
+                rows.append(dict(group=group, workload=w, seed=sd, status="ok",
+                                 default_overhead=dv["overhead"], tuned_overhead=tv["overhead"],
+                                 overhead_change=tv["overhead"] / dv["overhead"] - 1,
+                                 default_ns=dv["ns_per_op"], tuned_ns=tv["ns_per_op"],
+                                 ns_change=tv["ns_per_op"] / dv["ns_per_op"] - 1,
+                                 default_locks=dv["locks"], tuned_locks=tv["locks"]))
+    return rows
+
+
+def write_best_toml(path: Path, strategy: str, config, note: str) -> None:
+    lines = [f"# {note}", f"[{strategy}]"]
+    for k, v in config.to_dict().items():
+        lines.append(f"{k} = {json.dumps(v) if not isinstance(v, bool) else str(v).lower()}")
+    text = "\n".join(lines) + "\n"
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def study_record(study, spec: TuneSpec, validation: list[dict], best_configs: list) -> dict[str, Any]:
+    """What the report's tuning section needs, as JSON."""
+    import optuna
+
+    trials = []
+    for t in study.trials:
+        trials.append(dict(number=t.number, state=t.state.name, values=t.values, params=t.params,
+                           worker=t.user_attrs.get("worker"),
+                           duration_s=t.duration.total_seconds() if t.duration else None))
+    try:
+        if len(study.directions) == 1 and len([t for t in study.trials if t.state.name == "COMPLETE"]) >= 4:
+            importances = optuna.importance.get_param_importances(study)
+        else:
+            importances = {}
+    except Exception as e:  # importance needs enough varied trials
+        importances = {"_error": str(e)[:200]}
+    return dict(study=study.study_name, strategy=spec.strategy, workloads=spec.workloads, objectives=spec.objectives,
+                scale={w: spec.scale_for(w) for w in spec.workloads}, procs=spec.procs, trials=trials,
+                importances={k: float(v) for k, v in importances.items() if not k.startswith("_")},
+                best=[json.loads(c.to_json()) for c in best_configs], validation=validation)
