@@ -38,7 +38,7 @@ def size_to_class(st, size):
     return st.t_c128[(size - ssm + (1 << d) - 1) >> d]
 
 
-@kernel
+@kernel(inline="always")
 def mcache_next_free(st, p, spc):
     """mcache.nextFree: the next slot via nextFreeIndex, refilling the span when it is full; -1 = OOM."""
     s = st.mc[p, MC_ALLOC + spc]
@@ -66,7 +66,7 @@ def malloc_spc(st, p, spc):
     return mcache_next_free(st, p, spc)
 
 
-@kernel
+@kernel(inline="always")
 def tiny_release(st, p, blk, d):
     """Drop ``d`` from a tiny block's count (2 per live sub-object, 1 for the mcache's hold).
 
@@ -79,11 +79,15 @@ def tiny_release(st, p, blk, d):
     if d == 2 and new < 2:
         st.counters[p, IN_USE] -= st.cfg[C_TINY]
     if new == 0:
-        s = st.pagemap[blk >> st.cfg[C_PAGE_SHIFT]]
-        free_small_slot(st, p, s, blk)
+        tiny_block_free(st, p, blk)
 
 
-@kernel
+@kernel(inline="always")
+def tiny_block_free(st, p, blk):
+    free_small_slot(st, p, st.pagemap[blk >> st.cfg[C_PAGE_SHIFT]], blk)
+
+
+@kernel(inline="always")
 def malloc_tiny(st, p, size):
     """The tiny allocator (malloc.go): noscan objects below C_TINY bytes share C_TINY-byte blocks."""
     cfg = st.cfg
@@ -103,6 +107,14 @@ def malloc_tiny(st, p, size):
         st.counters[p, X_TINY] += 1
         st.counters[p, FAST_HITS] += 1
         return tiny + off
+    return malloc_tiny_block(st, p, size, tiny)
+
+
+@kernel(inline="always")
+def malloc_tiny_block(st, p, size, tiny):
+    """A new tiny block; it becomes the P's current block if it leaves more room than the old one."""
+    cfg = st.cfg
+    tsize = cfg[C_TINY]
     v = malloc_spc(st, p, cfg[C_TINY_SPC])
     if v < 0:
         return -1
@@ -144,7 +156,7 @@ def malloc_large(st, p, size, noscan):
     return s << shift
 
 
-@kernel
+@kernel(inline="always")
 def mallocgc(st, p, size, noscan):
     """mallocgc: tiny, small (size-classed) or large; returns the address or -1 (out of memory)."""
     cfg = st.cfg
@@ -163,19 +175,12 @@ def mallocgc(st, p, size, noscan):
     return v + hdr
 
 
-@kernel
+@kernel(inline="always")
 def freegc(st, p, addr, size, noscan):
     """The free that Go's sweeper performs for a dead object, done here when the trace frees it."""
     cfg = st.cfg
     if size > cfg[C_SMALL_LIMIT]:
-        s = st.pagemap[addr >> cfg[C_PAGE_SHIFT]]
-        nbytes = st.spans[s, SP_NPAGES] << cfg[C_PAGE_SHIFT]
-        st.counters[p, IN_USE] -= nbytes
-        if cfg[C_GOGC] > 0:
-            st.spans[s, SP_AUX] = 1
-            st.mc[p, MC_DEAD] += nbytes
-        else:
-            mheap_free_span(st, p, s)
+        free_large(st, p, addr)
         return
     if noscan and size < cfg[C_TINY]:
         tiny_release(st, p, addr & ~(cfg[C_TINY] - 1), 2)
@@ -183,6 +188,19 @@ def freegc(st, p, addr, size, noscan):
     s = st.pagemap[addr >> cfg[C_PAGE_SHIFT]]
     st.counters[p, IN_USE] -= st.spans[s, SP_ELEMSIZE]
     free_small_slot(st, p, s, addr)
+
+
+@kernel
+def free_large(st, p, addr):
+    cfg = st.cfg
+    s = st.pagemap[addr >> cfg[C_PAGE_SHIFT]]
+    nbytes = st.spans[s, SP_NPAGES] << cfg[C_PAGE_SHIFT]
+    st.counters[p, IN_USE] -= nbytes
+    if cfg[C_GOGC] > 0:
+        st.spans[s, SP_AUX] = 1
+        st.mc[p, MC_DEAD] += nbytes
+    else:
+        mheap_free_span(st, p, s)
 
 
 @kernel

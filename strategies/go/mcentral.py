@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from alloclab.strategies._atomics import atomic_add, spin_lock, spin_unlock
-from alloclab.strategies._counters import IN_USE, LOCK_CENTRAL, REFILLS
+from alloclab.strategies._counters import LOCK_CENTRAL, REFILLS
 from alloclab.strategies._kernel import kernel
 from alloclab.strategies.go.layout import (
     C_DUMMY, C_GOGC, C_NSPC, C_W, GL_HEAP_LIVE, GL_SWEEPGEN, MC_ALLOC, MC_DEAD,
@@ -103,7 +103,7 @@ def mcache_refill(st, p, spc):
     return s
 
 
-@kernel
+@kernel(inline="always")
 def free_small_slot(st, p, s, addr):
     """Free one slot of small span ``s``.
 
@@ -116,23 +116,28 @@ def free_small_slot(st, p, s, addr):
         which keeps that P from sweeping (uncaching) while the bit goes in.
       - the span is uncached: under the class lock, sweep this one slot now
         (clear its allocBit), move a full span to partial, and give an
-        empty span back to the heap.
+        empty span back to the heap (``free_small_locked``).
     """
     spans = st.spans
     idx = ((addr - spans[s, SP_BASE]) * spans[s, SP_DIVMAGIC]) >> 32
     w = s * st.cfg[C_W] + (idx >> 6)
-    bit = np.int64(1) << (idx & 63)
     if st.cfg[C_GOGC] > 0:
-        atomic_add(st.freed, w, bit)
+        atomic_add(st.freed, w, np.int64(1) << (idx & 63))
         st.mc[p, MC_DEAD] += spans[s, SP_ELEMSIZE]
-        return
-    if spans[s, SP_OWNER] == p:
-        atomic_add(st.freed, w, bit)
-        return
+    elif spans[s, SP_OWNER] == p:
+        atomic_add(st.freed, w, np.int64(1) << (idx & 63))
+    else:
+        free_small_locked(st, p, s, idx)
+
+
+@kernel(inline="always")
+def free_small_locked(st, p, s, idx):
+    spans = st.spans
+    w = s * st.cfg[C_W] + (idx >> 6)
     spc = spans[s, SP_SPC]
     spin_lock(st.locks, spc * 8, st.counters, p, LOCK_CENTRAL)
     if spans[s, SP_OWNER] >= 0:
-        atomic_add(st.freed, w, bit)
+        atomic_add(st.freed, w, np.int64(1) << (idx & 63))
         spin_unlock(st.locks, spc * 8)
         return
     st.allocbits[w] &= ~(U1 << np.uint64(idx & 63))
