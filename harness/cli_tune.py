@@ -68,9 +68,12 @@ def cmd_tune(args) -> int:
     storage = args.storage or T.DEFAULT_STORAGE
     out_dir = Path("results") / R.new_run_id(f"tune-{study_name}".replace("/", "_"))
     best_path = Path(args.out) if args.out else Path("results") / f"best-{study_name}.toml"
-    for p in (best_path.parent,):
-        if not p.exists():
-            raise UsageError(f"{p}: output folder does not exist")
+    if args.out and not best_path.parent.exists():
+        raise UsageError(f"{best_path.parent}: output folder does not exist")
+    try:
+        Path("results").mkdir(exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"results: cannot create ({e.strerror})") from None
     print(f"tuning {spec.strategy} on {','.join(spec.workloads)} for {','.join(spec.objectives)}: "
           f"{args.trials} trials, {args.workers} worker(s), study {study_name!r} in {storage}", file=sys.stderr)
     t0 = time.time()
