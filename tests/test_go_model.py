@@ -1,0 +1,365 @@
+"""The go strategy's fidelity to Go's allocator: tiers, tiny allocator, spans, stacks, free Gs, GC pacing.
+
+Every test replays a small hand-made or generated trace through the executor
+(one compiled replay kernel for the whole module) and reads the final state
+back with the column names of go/layout.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alloclab.harness import executor as ex
+from alloclab.harness.runner import counters_dict, run_cell
+from alloclab.strategies import _counters as C
+from alloclab.strategies import go as mod
+from alloclab.strategies._heap import Heap
+from alloclab.workloads import generate
+from alloclab.workloads.trace import make_trace
+
+HEAP, NOSCAN, STACK = C.KIND_HEAP, C.KIND_NOSCAN, C.KIND_STACK
+ARENA_MB = 256
+
+
+def X(name):
+    return C.EXTRA_BASE + mod.EXTRA_COUNTERS.index(name)
+
+
+class Ops:
+    """Build a trace op by op: ``a = ops.alloc(size, kind, p)`` returns the object id; ``ops.free(a, p)``."""
+
+    def __init__(self, procs=1):
+        self.procs = procs
+        self.rows = []
+        self.info = {}
+
+    def alloc(self, size, kind=HEAP, p=0):
+        o = len(self.info)
+        self.info[o] = (size, kind)
+        self.rows.append((p, 0, kind, size, o))
+        return o
+
+    def free(self, o, p=0):
+        size, kind = self.info[o]
+        self.rows.append((p, 1, kind, size, o))
+
+    def trace(self):
+        cols = list(zip(*self.rows))
+        return make_trace(np.array(cols[0]), np.array(cols[1]), np.array(cols[2]), np.array(cols[3]),
+                          np.array(cols[4]), procs=self.procs)
+
+
+def replay(trace, config=None, arena_mb=ARENA_MB):
+    """Serial checked replay; returns (state, addresses by object id)."""
+    config = config or mod.Config()
+    heap = Heap(arena_mb << 20)
+    st = mod.make_state(config, heap, trace.procs)
+    addr_of = np.full(max(trace.nobj, 1), ex.UNPUBLISHED, np.int64)
+    shadow = np.zeros(heap.arena.shape[0], np.uint8)
+    stats = ex.new_stats()
+    status = ex.replay(st, heap.arena64, trace.p, trace.op, trace.kind, trace.size, trace.obj, addr_of, 0,
+                       len(trace), True, False, shadow, False, -1, stats, np.zeros(1, np.int64))
+    assert status == ex.OK, (ex.STATUS_TEXT[status], int(stats[ex.S_FAIL_OP]))
+    assert mod.check(st) == []
+    return st, addr_of
+
+
+def ctr(st, col):
+    return int(st.counters[:, col].sum())
+
+
+# ------------------------------------------------------------------ tiny allocator
+
+def test_tiny_objects_share_a_block_at_gos_offsets():
+    ops = Ops()
+    a, b, c = ops.alloc(5, NOSCAN), ops.alloc(5, NOSCAN), ops.alloc(4, NOSCAN)
+    st, addr = replay(ops.trace())
+    base = addr[a]
+    assert base % 16 == 0
+    assert (addr[b] - base, addr[c] - base) == (5, 12)   # 5 -> 5 (odd: no alignment), 4 -> aligned to 4
+    assert ctr(st, X("tiny_blocks")) == 1 and ctr(st, X("tiny_allocs")) == 2
+    assert ctr(st, C.IN_USE) == 16                       # one block holds all three
+
+
+def test_tiny_eight_byte_object_aligns_to_8_and_full_block_moves_on():
+    ops = Ops()
+    a, b = ops.alloc(5, NOSCAN), ops.alloc(8, NOSCAN)
+    c = ops.alloc(12, NOSCAN)    # 4-aligned offset 16 does not fit: a new block
+    d = ops.alloc(2, NOSCAN)     # Go keeps the block with more room: the new one (offset 12 < 16)
+    st, addr = replay(ops.trace())
+    assert addr[b] - addr[a] == 8
+    assert addr[c] % 16 == 0 and addr[c] != addr[a]
+    assert addr[d] == addr[c] + 12
+
+
+def test_tiny_block_freed_only_when_all_subobjects_and_the_cache_let_go():
+    ops = Ops()
+    objs = [ops.alloc(3, NOSCAN) for _ in range(5)]      # block 1: offsets 0,3,6,9,12 ; 15+3 > 16
+    nxt = ops.alloc(3, NOSCAN)                            # block 2 becomes current (3 < 15)
+    for o in objs:
+        ops.free(o)
+    st, addr = replay(ops.trace())
+    assert addr[nxt] // 16 != addr[objs[0]] // 16
+    blk = addr[objs[0]]
+    assert st.tinyref[blk >> 4] == 0                      # block 1 free: no sub-object, no cache hold
+    assert st.tinyref[addr[nxt] >> 4] == 3                # block 2: one sub-object (2) + the cache (1)
+    assert ctr(st, C.IN_USE) == 16
+
+
+def test_tiny_off_and_heap_kind_skip_the_tiny_allocator():
+    ops = Ops()
+    a, b = ops.alloc(5, NOSCAN), ops.alloc(5, NOSCAN)
+    c, d = ops.alloc(5, HEAP), ops.alloc(5, HEAP)         # pointerful: never tiny, class 1 (8 B)
+    st, addr = replay(ops.trace(), mod.Config(tiny_size=0))
+    assert addr[b] - addr[a] == 8 and abs(addr[d] - addr[c]) == 8
+    assert ctr(st, X("tiny_blocks")) == 0
+
+
+# ------------------------------------------------------------------ mcache / mcentral / mheap
+
+def test_a_refill_takes_a_whole_span_and_next_free_fast_walks_it():
+    t = mod.size_class_table(mod.Config())
+    sc = t.size_to_class(48)
+    nel = int(t.class_nelems[sc])                         # 170 objects of 48 B in one page
+    ops = Ops()
+    objs = [ops.alloc(48) for _ in range(nel + 1)]
+    st, addr = replay(ops.trace())
+    first = np.array([addr[o] for o in objs[:nel]])
+    assert (np.diff(first) == 48).all() and first[0] % 8192 == 0   # one span, slot by slot
+    assert addr[objs[nel]] // 8192 != first[0] // 8192             # the 171st needs a new span
+    assert ctr(st, C.REFILLS) == 2
+    # slots 64 and 128 start new allocCache words: nextFree reloads them; the rest is nextFreeFast
+    assert ctr(st, X("next_free")) == 2
+    assert ctr(st, X("next_free_fast")) == nel - 1 - 2
+    assert ctr(st, C.LOCK_CENTRAL) == 2
+
+
+def test_size_classes_round_each_allocation_like_go():
+    t = mod.size_class_table(mod.Config())
+    ops = Ops()
+    sizes = [1, 8, 9, 17, 24, 33, 100, 500, 512, 1000, 1024, 1025, 5000, 20000, 32760]
+    objs = [(s, ops.alloc(s, NOSCAN if s >= 16 else HEAP)) for s in sizes]
+    st, addr = replay(ops.trace())
+    want = sum(int(t.class_to_size[t.size_to_class(s)]) for s in sizes)
+    assert ctr(st, C.IN_USE) == want
+    for s, o in objs:
+        span = st.pagemap[addr[o] >> 13]
+        assert st.spans[span, mod.SP_ELEMSIZE] == t.class_to_size[t.size_to_class(s)]
+
+
+def test_pointerful_objects_above_512_get_the_malloc_header():
+    ops = Ops()
+    a = ops.alloc(600, HEAP)      # 608 with the header -> class 640
+    b = ops.alloc(600, NOSCAN)    # no header -> class 640 too, but at the slot start
+    c = ops.alloc(512, HEAP)      # 512 B fits heap bits in the span: no header
+    st, addr = replay(ops.trace())
+    assert addr[a] % 8192 % 640 == 8 and addr[b] % 8192 % 640 == 0 and addr[c] % 512 == 0   # 640 B: one page
+    st2, addr2 = replay(ops.trace(), mod.Config(malloc_header=False))
+    assert addr2[a] % 8192 % 640 == 0
+
+
+def test_freed_span_returns_its_pages_to_the_heap():
+    ops = Ops()
+    nel = 128                                             # class 64 B: 128 per page
+    objs = [ops.alloc(64) for _ in range(nel + 1)]        # the first span fills and is uncached (full list)
+    for o in objs[:nel]:
+        ops.free(o)                                       # uncached span: each free sweeps its slot at once
+    st, addr = replay(ops.trace())
+    assert ctr(st, X("spans_returned")) == 1
+    s0 = addr[objs[0]] >> 13
+    assert st.spans[s0, mod.SP_STATE] == mod.SPAN_FREE and st.pagemap[s0] == -1
+    assert ctr(st, C.IN_USE) == 64
+
+
+def test_frees_into_a_cached_span_wait_for_its_sweep():
+    ops = Ops()
+    objs = [ops.alloc(64) for _ in range(10)]
+    for o in objs[:5]:
+        ops.free(o)
+    st, addr = replay(ops.trace())
+    s = addr[objs[0]] >> 13
+    assert st.spans[s, mod.SP_OWNER] == 0
+    assert st.spans[s, mod.SP_ALLOCCOUNT] == 10           # Go: allocCount drops only when swept
+    assert bin(int(st.freed[s * st.cfg[mod.C_W]])).count("1") == 5
+    # now fill the span: the refill sweeps it and the 5 freed slots come back
+    more = [ops.alloc(64) for _ in range(128 - 10 + 5)]
+    st, addr = replay(ops.trace())
+    assert addr[more[-1]] >> 13 == s and ctr(st, C.REFILLS) == 2
+    assert sorted(addr[o] for o in more[-5:]) == sorted(addr[o] for o in objs[:5])
+
+
+def test_large_objects_get_dedicated_page_spans():
+    ops = Ops()
+    a = ops.alloc(40000)                                  # 5 pages
+    b = ops.alloc(32769, NOSCAN)                          # just above max small: large, 5 pages
+    c = ops.alloc(32761, HEAP)                            # 32761 + header > 32768: large too (Go >= 1.22), 4 pages
+    ops.free(a)
+    st, addr = replay(ops.trace())
+    assert ctr(st, X("large_allocs")) == 3 and ctr(st, X("spans_returned")) == 1
+    for o, npages in ((b, 5), (c, 4)):
+        s = addr[o] >> 13
+        assert addr[o] % 8192 == 0 and st.spans[s, mod.SP_STATE] == mod.SPAN_LARGE
+        assert st.spans[s, mod.SP_NPAGES] == npages
+    assert ctr(st, C.IN_USE) == (5 + 4) * 8192
+
+
+def test_page_cache_serves_small_spans_without_the_heap_lock():
+    ops = Ops()
+    for size in (8, 16, 32, 48, 64, 80, 96, 112):
+        ops.alloc(size)
+    st, _ = replay(ops.trace())
+    # the first span finds an empty heap: grow under the heap lock; the cache then takes pages 1-63
+    assert ctr(st, X("page_cache_hits")) == 7 and ctr(st, X("page_cache_refills")) == 1
+    assert ctr(st, X("heap_grows")) == 1
+    assert int(st.mcu[0, mod.MC_PC_BITS]).bit_count() == 63 - 7
+    st2, _ = replay(ops.trace(), mod.Config(page_cache_pages=0))
+    assert ctr(st2, X("page_cache_hits")) == 0
+    assert ctr(st2, C.LOCK_GLOBAL) > ctr(st, C.LOCK_GLOBAL)
+
+
+def test_heap_grows_in_4_mib_steps():
+    ops = Ops()
+    objs = [ops.alloc(1 << 20, NOSCAN) for _ in range(5)]
+    st, addr = replay(ops.trace())
+    assert st.meta[0] == 8 << 20 and ctr(st, X("heap_grows")) == 2
+
+
+def test_out_of_memory_is_a_status_not_a_crash():
+    ops = Ops()
+    for _ in range(40):
+        ops.alloc(1 << 20)
+    [(rep, r)] = run_cell("go", mod.Config(), ops.trace(), warmup=False, arena_mb=16)
+    assert r.status == "oom"
+    assert mod.check(r.state) == []
+
+
+# ------------------------------------------------------------------ stacks and G descriptors
+
+def test_stack_orders_and_cache_refill_to_16k():
+    ops = Ops()
+    a = ops.alloc(4096, STACK)       # order 1: refill 16 KiB = 4 stacks, hand one out
+    b = ops.alloc(8192, STACK)       # order 2: 2 stacks
+    c = ops.alloc(16384, STACK)      # order 3: 1 stack
+    d = ops.alloc(32768, STACK)      # >= 32 KiB: a dedicated span
+    e = ops.alloc(3000, STACK)       # rounded up to 4096: from the order-1 cache
+    st, addr = replay(ops.trace())
+    assert [int(st.mc[0, mod.MC_SC_SIZE + o]) for o in range(4)] == [0, 16384 - 8192, 16384 - 8192, 0]
+    assert ctr(st, X("stack_cache_refills")) == 3 and ctr(st, X("stack_cache_hits")) == 1
+    s = addr[d] >> 13
+    assert st.spans[s, mod.SP_STATE] == mod.SPAN_STACK_LARGE and st.spans[s, mod.SP_NPAGES] == 4
+    s = st.pagemap[addr[a] >> 13]
+    assert st.spans[s, mod.SP_STATE] == mod.SPAN_STACK_POOL and st.spans[s, mod.SP_NPAGES] == 4
+    # the pool hands out its highest stacks first (Go carves its manualFreeList upwards) and the refill
+    # pushes each onto the cache list: the cache's head is the 4th stack taken, at 16 KiB into the span
+    assert addr[a] == s * 8192 + 4 * 4096 and st.pagemap[addr[e] >> 13] == s
+    assert ctr(st, C.IN_USE) == 4096 + 8192 + 16384 + 32768 + 4096
+
+
+def test_stack_cache_releases_to_16k_above_32k():
+    ops = Ops()
+    objs = [ops.alloc(4096, STACK) for _ in range(12)]
+    for o in objs:
+        ops.free(o)
+    st, _ = replay(ops.trace())
+    # frees push the cache from 0 to 32 KiB (8 stacks); the 9th finds it full: release to 16 KiB, then push
+    assert ctr(st, X("stack_cache_releases")) == 1
+    assert int(st.mc[0, mod.MC_SC_SIZE + 1]) == 16384 + 4 * 4096
+
+
+def test_free_g_lists_move_batches_like_gfput_and_gfget():
+    ops = Ops(procs=2)
+    gs = [ops.alloc(440, STACK, p=0) for _ in range(70)]
+    for g in gs:
+        ops.free(g, p=0)
+    st, _ = replay(ops.trace())
+    # at 64 free Gs, P0 moves Gs to the global list until fewer than 32 remain (33 moved), then 6 more arrive
+    assert int(st.mc[0, mod.MC_GF_N]) == 31 + 6 and int(st.gl[mod.GL_GF_N]) == 33
+    assert ctr(st, X("gfree_moves")) == 33
+    again = [ops.alloc(440, STACK, p=1) for _ in range(3)]
+    st, addr = replay(ops.trace())
+    # P1's list is empty: it takes a batch of 32 from the global list and reuses one
+    assert int(st.mc[1, mod.MC_GF_N]) == 32 - 3 and int(st.gl[mod.GL_GF_N]) == 1
+    assert ctr(st, X("gfree_reuse")) == 3 and ctr(st, X("gfree_moves")) == 33 + 32
+    assert {addr[g] for g in again} <= {addr[g] for g in gs}
+
+
+def test_a_reused_g_brings_its_starting_stack():
+    ops = Ops()
+    g1, s1 = ops.alloc(440, STACK), ops.alloc(2048, STACK)
+    ops.free(s1)
+    ops.free(g1)                       # the stack waits (orphan), then rides on the dead G
+    g2, s2 = ops.alloc(440, STACK), ops.alloc(2048, STACK)
+    ops.free(g2)
+    ops.free(s2)                       # this time the G goes first: the stack attaches to it
+    g3, s3 = ops.alloc(440, STACK), ops.alloc(2048, STACK)
+    st, addr = replay(ops.trace())
+    assert addr[g1] == addr[g2] == addr[g3] and addr[s1] == addr[s2] == addr[s3]
+    assert ctr(st, X("g_stack_reuse")) == 2 and ctr(st, X("gfree_reuse")) == 2
+    assert ctr(st, X("stack_cache_refills")) == 1
+
+
+# ------------------------------------------------------------------ whole traces
+
+@pytest.fixture(scope="module")
+def threads_trace():
+    return generate("random", procs=4, seed=3, ops=30000, dist="small", live=2000, cross_p=0.3)
+
+
+@pytest.mark.parametrize("gogc", [0, 100])
+def test_threads_mode_cross_p_frees_keep_invariants(threads_trace, gogc):
+    [(rep, r)] = run_cell("go", mod.Config(gogc=gogc, gc_min_heap_kb=256), threads_trace, mode="threads",
+                          check=True, warmup=False, arena_mb=ARENA_MB)
+    assert r.status == "ok", r.error
+    assert mod.check(r.state) == []
+    assert r.counters[C.IN_USE] == 0     # a tiny block held only by an mcache counts no bytes
+    s = threads_trace.stats()
+    assert r.counters[C.ALLOCS] == s["allocs"] and r.counters[C.FREES] == s["frees"]
+
+
+def test_threads_mode_mixed_sizes_and_stacks():
+    tr = generate("random", procs=4, seed=9, ops=20000, dist="mixed", live=500, cross_p=0.3)
+    [(rep, r)] = run_cell("go", mod.Config(), tr, mode="threads", check=True, warmup=False, arena_mb=ARENA_MB)
+    assert r.status == "ok", r.error
+    assert mod.check(r.state) == []
+    ops = Ops(procs=4)
+    rng = np.random.default_rng(1)
+    live = []
+    for i in range(4000):
+        p = int(rng.integers(4))
+        if live and rng.random() < 0.5:
+            g, s = live.pop(int(rng.integers(len(live))))
+            q = int(rng.integers(4))
+            ops.free(s, q)
+            ops.free(g, q)
+        else:
+            live.append((ops.alloc(440, STACK, p), ops.alloc(int(rng.choice([2048, 2048, 8192, 65536])), STACK, p)))
+    [(rep, r)] = run_cell("go", mod.Config(), ops.trace(), mode="threads", check=True, warmup=False,
+                          arena_mb=ARENA_MB)
+    assert r.status == "ok", r.error
+    assert mod.check(r.state) == []
+
+
+def test_serial_runs_are_deterministic_and_mostly_fast_path():
+    tr = generate("random", procs=2, seed=4, ops=40000, dist="small", live=1000, cross_p=0.2)
+    res = [run_cell("go", mod.Config(), tr, warmup=False, arena_mb=ARENA_MB, check=True)[0][1] for _ in range(2)]
+    assert all(r.status == "ok" for r in res)
+    assert np.array_equal(res[0].counters, res[1].counters)
+    c = counters_dict(mod, res[0].counters)
+    small = c["allocs"] - c["tiny_allocs"]
+    assert c["next_free_fast"] / small > 0.85
+    assert c["fast_hits"] / c["allocs"] > 0.9
+    assert c["in_use"] == 0
+
+
+def test_gogc_defers_frees_to_gc_cycles():
+    tr = generate("random", procs=1, seed=2, ops=40000, dist="medium", live=2000)
+    r0 = run_cell("go", mod.Config(), tr, warmup=False, arena_mb=ARENA_MB, check=True)[0][1]
+    r1 = run_cell("go", mod.Config(gogc=100, gc_min_heap_kb=512), tr, warmup=False, arena_mb=ARENA_MB,
+                  check=True)[0][1]
+    assert r0.status == r1.status == "ok", (r0.error, r1.error)
+    c0, c1 = counters_dict(mod, r0.counters), counters_dict(mod, r1.counters)
+    assert c0["gc_cycles"] == 0 and c1["gc_cycles"] >= 2
+    assert r1.peak_mapped_bytes >= r0.peak_mapped_bytes
+    st = r1.state
+    assert st.gl[mod.GL_SWEEPGEN] == 2 * c1["gc_cycles"]
+    assert st.gl[mod.GL_HEAP_GOAL] >= 512 * 1024
