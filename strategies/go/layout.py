@@ -44,17 +44,17 @@ NCFG = 32
 
 # ---------------------------------------------------------------- spans: one row per mspan
 # A span's record is the row of its first page (the model's fixalloc for mspans).
-SP_BASE = 0
-SP_NPAGES = 1
-SP_STATE = 2
-SP_SPC = 3            # span class (sizeclass << 1 | noscan); stack order for stack-pool spans
-SP_ELEMSIZE = 4
-SP_NELEMS = 5
-SP_FREEINDEX = 6
-SP_ALLOCCOUNT = 7
-SP_DIVMAGIC = 8
-SP_OWNER = 9          # P whose mcache holds the span, -1 = none
-SP_ALLOCCACHE = 10    # read through the uint64 view (spans_u)
+SP_BASE = 0           # first cache line: every field nextFreeFast and a lock-free free read
+SP_ELEMSIZE = 1
+SP_ALLOCCACHE = 2     # read through the uint64 view (spans_u)
+SP_FREEINDEX = 3
+SP_NELEMS = 4
+SP_ALLOCCOUNT = 5
+SP_DIVMAGIC = 6
+SP_OWNER = 7          # P whose mcache holds the span, -1 = none
+SP_NPAGES = 8         # second line: slow paths (locks held)
+SP_STATE = 9
+SP_SPC = 10           # span class (sizeclass << 1 | noscan); stack order for stack-pool spans
 SP_NEXT = 11          # mSpanList links
 SP_PREV = 12
 SP_LIST = 13          # list the span is on, -1 = none
