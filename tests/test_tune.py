@@ -1,0 +1,131 @@
+"""Tuning: search spaces, pruning, storage, continuing a study, workers on PostgreSQL, held-out validation."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from alloclab import strategies
+from alloclab.harness import tune as T
+from alloclab.harness.cli import main
+
+SCALE = "0.01"
+
+
+def _tune(tmp_path, *extra):
+    return main(["tune", "-s", "freelist", "-w", "web", "--scale", SCALE, "--no-progress", "--no-validate",
+                 "--storage", f"sqlite:///{tmp_path}/t.db", "--out", str(tmp_path / "best.toml"), *extra])
+
+
+def test_every_sampled_config_validates_or_is_pruned():
+    for name in strategies.names():
+        mod = strategies.get(name)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+        ok = pruned = 0
+        for _ in range(40):
+            trial = study.ask()
+            try:
+                cfg = mod.Config.suggest(trial)
+            except Exception as e:
+                assert type(e).__name__ == "ConfigError", (name, e)
+                pruned += 1
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                continue
+            assert cfg.validate() is cfg
+            ok += 1
+            study.tell(trial, 0.0)
+        assert ok > 0, name
+
+
+def test_tune_writes_best_toml_and_continues_the_study(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _tune(tmp_path, "--trials", "6", "--objective", "memory,locks") == 0
+    best = tmp_path / "best.toml"
+    assert best.exists() and "[freelist]" in best.read_text()
+    study = optuna.load_study(study_name="freelist-web-memory+locks", storage=f"sqlite:///{tmp_path}/t.db")
+    n = len(study.trials)
+    assert n >= 6 and len(study.directions) == 2
+    assert _tune(tmp_path, "--trials", "3", "--objective", "memory,locks") == 0   # the same study continues
+    study = optuna.load_study(study_name="freelist-web-memory+locks", storage=f"sqlite:///{tmp_path}/t.db")
+    assert len(study.trials) == n + 3
+    # the best config is usable by run
+    assert main(["run", "-s", "freelist", "-w", "random", "--ops", "2000", "--reps", "1", "--config", str(best)]) == 0
+    rec = json.loads(next((tmp_path / "results").glob("*tune*/tuning.json")).read_text())
+    assert rec["objectives"] == ["memory", "locks"] and rec["best"]
+
+
+def test_journal_storage(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "-s", "bitmap", "-w", "web", "--scale", SCALE, "--trials", "3", "--no-progress",
+                 "--no-validate", "--storage", str(tmp_path / "j.log"), "--out", str(tmp_path / "b.toml")]) == 0
+    st = optuna.load_study(study_name="bitmap-web-memory", storage=T.open_storage(str(tmp_path / "j.log")))
+    assert len(st.trials) == 3
+
+
+def test_objective_values_are_deterministic_in_serial():
+    spec = T.TuneSpec("go", ["web"], ["memory", "locks"], scale=0.01).validate()
+    a = T.evaluate(spec, strategies.get("go").Config())
+    b = T.evaluate(spec, strategies.get("go").Config())
+    assert a["values"]["memory"] == b["values"]["memory"] and a["values"]["locks"] == b["values"]["locks"]
+
+
+def test_held_out_validation_rows():
+    spec = T.TuneSpec("freelist", ["web"], ["memory"], scale=0.01).validate()
+    tuned = strategies.get("freelist").Config(cache_capacity=8, batch=4)
+    rows = T.held_out_validation(spec, tuned, other_workloads=["tiny"])
+    groups = {r["group"] for r in rows}
+    assert groups == {"tuning workload, held-out seed", "held-out workload"}
+    assert all(r["status"] == "ok" and r["seed"] not in (spec.seed,) for r in rows)
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--objective", "speed"], "choose one or more of memory, time, locks"),
+    (["--fix", "nosuch=1"], "has no config field(s) nosuch"),
+    (["--storage", "nosuchdb://x"], "storage 'nosuchdb://x'"),
+])
+def test_bad_tune_input(tmp_path, monkeypatch, capsys, argv, msg):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["tune", "-s", "freelist", "-w", "web", "--trials", "1", "--no-progress", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and msg in err[-1] and err[-1].startswith("alloclab tune: error:"), err
+
+
+PG_URL = os.environ.get("ALLOCLAB_TEST_PG_URL", "postgresql://alloclab:alloclab@127.0.0.1:5432/alloclab_test")
+
+
+def _pg_reachable() -> str | None:
+    try:
+        import sqlalchemy
+
+        eng = sqlalchemy.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with eng.connect():
+            pass
+        return None
+    except Exception as e:
+        return f"no PostgreSQL at {PG_URL} ({type(e).__name__}); .ci/run installs and starts one"
+
+
+@pytest.mark.skipif(_pg_reachable() is not None, reason=str(_pg_reachable()))
+def test_two_workers_share_one_study_on_postgresql(tmp_path):
+    study = f"pgtest-{os.getpid()}"
+    try:
+        optuna.delete_study(study_name=study, storage=PG_URL)
+    except KeyError:
+        pass
+    r = subprocess.run([sys.executable, "-m", "alloclab.harness.cli", "tune", "-s", "freelist", "-w", "web",
+                        "--scale", SCALE, "--trials", "10", "--workers", "2", "--storage", PG_URL, "--study", study,
+                        "--no-validate", "--no-progress", "--out", str(tmp_path / "b.toml")],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    st = optuna.load_study(study_name=study, storage=PG_URL)
+    states = [t.state.name for t in st.trials]
+    workers = {t.user_attrs.get("worker") for t in st.trials if t.user_attrs.get("worker")}
+    # 1 enqueued default + 10 trials; none lost, none left running, both processes contributed
+    assert len(st.trials) == 10 and all(s in ("COMPLETE", "PRUNED") for s in states), states
+    assert len(workers) == 2, workers
+    optuna.delete_study(study_name=study, storage=PG_URL)
