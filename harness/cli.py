@@ -148,8 +148,11 @@ def cmd_list(args) -> int:
     from alloclab import strategies, workloads
 
     print("strategies:")
-    for n in strategies.names():
-        print(f"  {n:<12} {strategies.describe(n)}")
+    for n in strategies.names(include_unavailable=True):
+        why = strategies.unavailable_reason(n)
+        print(f"  {n:<12} {strategies.describe(n)}" + (f"  [unavailable: {why}]" if why else ""))
+        if why:
+            continue
         if args.verbose:
             for name, default, rng, doc in strategies.get(n).Config.describe():
                 print(f"      {name} = {default!r} {rng}  {doc}")
@@ -241,7 +244,7 @@ def cmd_check(args) -> int:
     from alloclab import strategies
     from alloclab.harness import runner
 
-    names = args.strategy or strategies.names()
+    names = args.strategy or strategies.kernel_names()
     for n in names:
         strategies.get(n)
     args.param = args.param or []
@@ -403,7 +406,7 @@ def _add_extra_commands(sub) -> None:
 
 def main(argv=None) -> int:
     from alloclab.harness.errors import UsageError
-    from alloclab.strategies import UnknownStrategy
+    from alloclab.strategies import UnavailableStrategy, UnknownStrategy
     from alloclab.strategies._config import ConfigError
     from alloclab.workloads import UnknownWorkload
     from alloclab.workloads.trace import TraceError
@@ -412,7 +415,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
-    except (UsageError, ConfigError, TraceError, UnknownStrategy, UnknownWorkload) as e:
+    except (UsageError, ConfigError, TraceError, UnknownStrategy, UnavailableStrategy, UnknownWorkload) as e:
         print(f"alloclab {args.cmd}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FileNotFoundError as e:

@@ -152,6 +152,14 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
     procs = trace.procs
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
+    if hasattr(mod, "run_external"):
+        # a real peer outside numba (the Go runtime): it replays the trace itself and
+        # returns one RunResult per repetition, warm-up included on its side
+        out = mod.run_external(config, trace, mode=mode, reps=reps, check=check, progress=progress)
+        if on_rep is not None:
+            for rep, r in out:
+                on_rep(rep, r)
+        return out
     if warmup:
         # fault in as much arena as any strategy could map for this trace
         # (every byte ever allocated, rounded, plus slack for metadata)

@@ -37,6 +37,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "freelist": ("alloclab.strategies.freelist", "per-size-class intrusive free lists, optional per-P cache with batch transfer (pool + TLA)"),
     "go": ("alloclab.strategies.go", "model of Go's runtime allocator: mcache / mcentral / mheap, tiny alloc, stacks"),
     "system": ("alloclab.strategies.system", "the process's libc malloc/free called from numba: a real peer"),
+    "go-runtime": ("alloclab.strategies.go_runtime", "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)"),
 }
 
 
@@ -45,20 +46,52 @@ class UnknownStrategy(KeyError):
         return f"unknown strategy {self.args[0]!r}; choose from {', '.join(names())}"
 
 
-def names() -> list[str]:
-    return [n for n in _REGISTRY if _available(n)]
+def names(include_unavailable: bool = False) -> list[str]:
+    return [n for n in _REGISTRY if include_unavailable or _available(n)]
+
+
+def kernel_names() -> list[str]:
+    """Strategies implemented as numba kernels (everything but external peers like go-runtime)."""
+    return [n for n in names() if n not in _EXTERNAL]
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why a registered strategy cannot run here (None if it can)."""
+    mod = _REGISTRY[name][0]
+    if importlib.util.find_spec(mod) is None:
+        return "not installed"
+    if name in _EXTERNAL:
+        m = importlib.import_module(mod)
+        return m.unavailable_reason()
+    return None
+
+
+# strategies that are real programs outside numba: available only when their toolchain is
+_EXTERNAL = {"go-runtime"}
 
 
 def _available(name: str) -> bool:
-    mod = _REGISTRY[name][0]
-    return importlib.util.find_spec(mod) is not None
+    try:
+        return unavailable_reason(name) is None
+    except Exception:
+        return False
 
 
 def describe(name: str) -> str:
     return _REGISTRY[name][1]
 
 
+class UnavailableStrategy(KeyError):
+    def __str__(self):
+        return f"strategy {self.args[0]!r} is not available here: {self.args[1]}"
+
+
 def get(name: str) -> ModuleType:
-    if name not in _REGISTRY or not _available(name):
+    if name not in _REGISTRY:
         raise UnknownStrategy(name)
+    why = unavailable_reason(name) if name in _EXTERNAL else None
+    if why is None and not _available(name):
+        why = "not installed"
+    if why is not None:
+        raise UnavailableStrategy(name, why)
     return importlib.import_module(_REGISTRY[name][0])

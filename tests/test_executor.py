@@ -29,7 +29,7 @@ def test_correct_strategy_passes(tr, arena_mb):
 
 def test_serial_is_deterministic(arena_mb):
     tr = generate("random", procs=3, seed=9, ops=20000, dist="medium", cross_p=0.2)
-    for name in strategies.names():
+    for name in strategies.kernel_names():
         if name == "system":
             continue
         mod = strategies.get(name)

@@ -17,7 +17,7 @@ from alloclab.workloads.trace import make_trace
 
 from reference import replay_addresses
 
-NAMES = strategies.names()
+NAMES = strategies.kernel_names()
 REUSING = [n for n in NAMES if n not in ("bump",)]
 
 

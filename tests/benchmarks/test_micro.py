@@ -30,7 +30,7 @@ def _pairs(size: int):
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name", strategies.names())
+@pytest.mark.parametrize("name", strategies.kernel_names())
 def test_alloc_free_pair(benchmark, name, size):
     mod = strategies.get(name)
     tr = _pairs(size)
