@@ -60,6 +60,11 @@ def cmd_bench(args) -> int:
     if args.resume and not out.is_dir():
         raise UsageError(f"--resume: {out} does not exist")
     try:
+        results.ResultsStore(out, meta={"suite": suite.name, "suite_source": suite.source,
+                                        "description": suite.description, "reps": suite.reps})
+    except OSError as e:
+        raise UsageError(str(e)) from None
+    try:
         print(f"suite {suite.name}: {len(suite.cells)} cells x {suite.reps} reps -> {out}", file=sys.stderr)
         summary = bench.run_suite(suite, out, resume=args.resume, progress=not args.no_progress,
                                   check=args.check)

@@ -32,6 +32,7 @@ import os
 import socket
 import statistics
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,13 @@ def open_storage(url: str):
         if p.parent and not p.parent.exists():
             p.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120,
-                                          engine_kwargs={"pool_pre_ping": True})
+        # A trial whose process died (kill, crash) stops beating; after the grace period the next
+        # process on the study marks it failed, so nothing stays RUNNING forever.
+        grace = int(os.environ.get("ALLOCLAB_TUNE_GRACE_S", "120"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeat is marked experimental in Optuna
+            return optuna.storages.RDBStorage(url, heartbeat_interval=max(1, min(30, grace // 2)), grace_period=grace,
+                                              engine_kwargs={"pool_pre_ping": True})
     except Exception as e:  # sqlalchemy raises many types for a bad URL or an unreachable server
         raise TuneError(f"storage {url!r}: {str(e).splitlines()[0][:200]}") from None
 
