@@ -215,7 +215,8 @@ def cmd_run(args) -> int:
     bad = [r for r in rows if r["status"] != "ok"]
     if bad:
         r = bad[0]
-        print(f"alloclab run: {r['status']}: {r['error']}", file=sys.stderr)
+        kind = "error" if r["status"] == "oom" else r["status"].replace("_", " ")
+        print(f"alloclab run: {kind}: {r['error']}", file=sys.stderr)
         # an arena too small is bad input (exit 2); a failed check is a failure (exit 1)
         return EXIT_BAD_INPUT if r["status"] == "oom" else EXIT_FAILED
     return EXIT_OK
@@ -265,10 +266,10 @@ def cmd_trace(args) -> int:
     from alloclab.workloads import trace as T
 
     if args.trace_cmd == "gen":
-        tr, _ = _build_trace(args)
         out = Path(args.output)
         if out.parent and not out.parent.exists():
             _bad(f"{out.parent}: output folder does not exist")
+        tr, _ = _build_trace(args)
         try:
             T.save(tr, out)
         except OSError as e:
@@ -291,6 +292,53 @@ def cmd_trace(args) -> int:
                     print(f"{k}: {v}")
         return EXIT_OK
     return EXIT_BAD_INPUT
+
+
+def _trace_output(path: str) -> Path:
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        _bad(f"{out.parent}: output folder does not exist")
+    return out
+
+
+def _save_imported(tr, report, out: Path) -> int:
+    from alloclab.workloads import trace as T
+
+    try:
+        T.save(tr, out)
+    except OSError as e:
+        _bad(f"{out}: cannot write ({e.strerror})")
+    for line in report.summary_lines():
+        print(line)
+    print(f"wrote {out}: {len(tr):,} ops, {tr.nobj:,} objects, procs={tr.procs}")
+    return EXIT_OK
+
+
+def cmd_trace_import(args) -> int:
+    """alloclab trace import --format mtrace|valgrind|rec FILE -o OUT"""
+    from alloclab.workloads import importers
+
+    out = _trace_output(args.output)
+    tr, report = importers.import_file(args.format, args.file)
+    return _save_imported(tr, report, out)
+
+
+def cmd_trace_record(args) -> int:
+    """alloclab trace record -o OUT -- CMD ARGS..."""
+    from alloclab.workloads import recorder
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        _bad("no command to record: alloclab trace record -o OUT -- CMD ARGS...")
+    out = _trace_output(args.output)
+    tr, report = recorder.record(command, keep_dir=args.keep_log)
+    status = report.extra.get("exit_status", 0)
+    if status:
+        print(f"note: {command[0]} exited with status {status}; the trace holds what it did until then",
+              file=sys.stderr)
+    return _save_imported(tr, report, out)
 
 
 def trace_info(tr) -> dict:
@@ -380,6 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_trace)
+    m = tsub.add_parser("import", help="import a real program's allocation log (glibc mtrace, valgrind "
+                                       "--trace-malloc=yes, alloclab's recorder)")
+    m.add_argument("--format", "-f", required=True, choices=("mtrace", "valgrind", "rec"))
+    m.add_argument("file")
+    m.add_argument("-o", "--output", required=True)
+    m.set_defaults(fn=cmd_trace_import)
+    r = tsub.add_parser("record", help="run a program under alloclab's LD_PRELOAD recorder and save its trace")
+    r.add_argument("-o", "--output", required=True)
+    r.add_argument("--keep-log", metavar="DIR", help="also keep the raw recordings in DIR")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    r.set_defaults(fn=cmd_trace_record)
 
     s = sub.add_parser("sizeclasses", help="print the go strategy's generated size-class table")
     s.add_argument("--config", help="go config (TOML) with size-class generator parameters")

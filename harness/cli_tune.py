@@ -74,6 +74,10 @@ def cmd_tune(args) -> int:
         Path("results").mkdir(exist_ok=True)
     except OSError as e:
         raise UsageError(f"results: cannot create ({e.strerror})") from None
+    try:
+        T.open_storage(storage)
+    except T.TuneError as e:
+        raise UsageError(str(e)) from None
     print(f"tuning {spec.strategy} on {','.join(spec.workloads)} for {','.join(spec.objectives)}: "
           f"{args.trials} trials, {args.workers} worker(s), study {study_name!r} in {storage}", file=sys.stderr)
     t0 = time.time()
