@@ -204,26 +204,40 @@ def stackfree(st, p, x, n):
     mheap_free_span(st, p, st.pagemap[x >> st.cfg[C_PAGE_SHIFT]])
 
 
-@kernel
+@kernel(inline="always")
 def stack_alloc_entry(st, p, size):
-    """A goroutine stack: the starting stack that came with a reused G if there is one, else stackalloc."""
+    """A goroutine stack: the starting stack that came with a reused G if there is one, else the
+    P's stack cache (inline: the common case), else stackalloc."""
     n = stack_round(st, size)
     if n == st.cfg[C_FIXED_STACK]:
-        for col in (MC_GF_READY, MC_GF_ORPHAN):
-            x = st.mc[p, col]
-            if x >= 0:
-                st.mc[p, col] = -1
-                st.counters[p, X_G_STACK] += 1
-                st.counters[p, FAST_HITS] += 1
-                st.counters[p, IN_USE] += n
-                return x
+        x = st.mc[p, MC_GF_READY]
+        if x >= 0:
+            st.mc[p, MC_GF_READY] = -1
+        else:
+            x = st.mc[p, MC_GF_ORPHAN]
+            st.mc[p, MC_GF_ORPHAN] = -1
+        if x >= 0:
+            st.counters[p, X_G_STACK] += 1
+            st.counters[p, FAST_HITS] += 1
+            st.counters[p, IN_USE] += n
+            return x
+    if stack_is_cached(st, n):
+        order = stack_order(st, n)
+        x = st.mc[p, MC_SC_LIST + order]
+        if x >= 0:
+            st.mc[p, MC_SC_LIST + order] = st.arena64[x >> 3]
+            st.mc[p, MC_SC_SIZE + order] -= n
+            st.counters[p, X_SC_HITS] += 1
+            st.counters[p, FAST_HITS] += 1
+            st.counters[p, IN_USE] += n
+            return x
     x = stackalloc(st, p, n)
     if x >= 0:
         st.counters[p, IN_USE] += n
     return x
 
 
-@kernel
+@kernel(inline="always")
 def stack_free_entry(st, p, x, size):
     """A goroutine's stack at exit. gfput keeps a starting-size stack on the dead G; the trace frees
     the stack and the G separately, so the stack goes onto this P's most recently freed G if that G
@@ -238,6 +252,13 @@ def stack_free_entry(st, p, x, size):
         if st.mc[p, MC_GF_ORPHAN] < 0:
             st.mc[p, MC_GF_ORPHAN] = x
             return
+    if stack_is_cached(st, n):
+        order = stack_order(st, n)
+        if st.mc[p, MC_SC_SIZE + order] < st.cfg[C_STACK_CACHE]:
+            st.arena64[x >> 3] = st.mc[p, MC_SC_LIST + order]
+            st.mc[p, MC_SC_LIST + order] = x
+            st.mc[p, MC_SC_SIZE + order] += n
+            return
     stackfree(st, p, x, n)
 
 
@@ -251,9 +272,24 @@ def g_slot_room(st, g):
     return base + (idx + 1) * esize - g
 
 
-@kernel
+@kernel(inline="always")
 def gfget(st, p, size):
-    """gfget (+ malg when no free G exists): a G descriptor for a new goroutine; -1 = OOM."""
+    """gfget: pop the P's free-G list (inline: the common case), else gfget_slow."""
+    g = st.mc[p, MC_GF_HEAD]
+    if g >= 0 and st.mc[p, MC_GF_READY] < 0 and g_slot_room(st, g) >= max(size, st.cfg[C_G_SIZE]):
+        st.mc[p, MC_GF_HEAD] = st.arena64[(g + G_LINK) >> 3]
+        st.mc[p, MC_GF_N] -= 1
+        st.mc[p, MC_GF_READY] = st.arena64[(g + G_STACK) >> 3]
+        st.counters[p, X_GF_REUSE] += 1
+        st.counters[p, FAST_HITS] += 1
+        st.counters[p, IN_USE] += st.spans[st.pagemap[g >> st.cfg[C_PAGE_SHIFT]], SP_ELEMSIZE]
+        return g
+    return gfget_slow(st, p, size)
+
+
+@kernel
+def gfget_slow(st, p, size):
+    """gfget with a global-list refill (+ malg when no free G exists); -1 = OOM."""
     cfg = st.cfg
     gl = st.gl
     locked = False
@@ -296,11 +332,10 @@ def gfget(st, p, size):
     return mallocgc(st, p, need, 0)   # malg: new(g), a pointerful heap object
 
 
-@kernel
+@kernel(inline="always")
 def gfput(st, p, g):
     """gfput: the dead G (with the P's orphan starting stack, if any) onto the P's free-G list."""
     cfg = st.cfg
-    gl = st.gl
     s = st.pagemap[g >> cfg[C_PAGE_SHIFT]]
     st.counters[p, IN_USE] -= st.spans[s, SP_ELEMSIZE]
     st.arena64[(g + G_STACK) >> 3] = st.mc[p, MC_GF_ORPHAN]
@@ -309,15 +344,23 @@ def gfput(st, p, g):
     st.mc[p, MC_GF_HEAD] = g
     st.mc[p, MC_GF_N] += 1
     if st.mc[p, MC_GF_N] >= cfg[C_GFREE_CAP]:
-        lk = (cfg[C_NSPC] + LK_GFREE) * 8
-        spin_lock(st.locks, lk, st.counters, p, LOCK_GLOBAL)
-        while st.mc[p, MC_GF_N] >= cfg[C_GFREE_BATCH]:
-            x = st.mc[p, MC_GF_HEAD]
-            st.mc[p, MC_GF_HEAD] = st.arena64[(x + G_LINK) >> 3]
-            st.mc[p, MC_GF_N] -= 1
-            col = GL_GF_STACK if st.arena64[(x + G_STACK) >> 3] >= 0 else GL_GF_NOSTACK
-            st.arena64[(x + G_LINK) >> 3] = gl[col]
-            gl[col] = x
-            gl[GL_GF_N] += 1
-            st.counters[p, X_GF_MOVES] += 1
-        spin_unlock(st.locks, lk)
+        gfput_spill(st, p)
+
+
+@kernel
+def gfput_spill(st, p):
+    """gfput's batch move: Gs go to the global list until fewer than gfree_batch remain."""
+    cfg = st.cfg
+    gl = st.gl
+    lk = (cfg[C_NSPC] + LK_GFREE) * 8
+    spin_lock(st.locks, lk, st.counters, p, LOCK_GLOBAL)
+    while st.mc[p, MC_GF_N] >= cfg[C_GFREE_BATCH]:
+        x = st.mc[p, MC_GF_HEAD]
+        st.mc[p, MC_GF_HEAD] = st.arena64[(x + G_LINK) >> 3]
+        st.mc[p, MC_GF_N] -= 1
+        col = GL_GF_STACK if st.arena64[(x + G_STACK) >> 3] >= 0 else GL_GF_NOSTACK
+        st.arena64[(x + G_LINK) >> 3] = gl[col]
+        gl[col] = x
+        gl[GL_GF_N] += 1
+        st.counters[p, X_GF_MOVES] += 1
+    spin_unlock(st.locks, lk)
