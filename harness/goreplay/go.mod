@@ -1,0 +1,3 @@
+module alloclab/goreplay
+
+go 1.19

@@ -1,0 +1,265 @@
+"""go-runtime: the real Go runtime replaying the trace — an external peer.
+
+Design. Not a numba kernel: ``run_external`` writes the trace in a binary
+form (a 64-byte header + the columns as little-endian arrays, see
+harness/goreplay/main.go), runs ``goreplay``, a small Go program (standard
+library only) built on first use with the installed toolchain into
+``~/.cache/alloclab/goreplay-<hash of its source and of `go version`>/``, and
+turns its JSON into one ``RunResult`` per repetition. goreplay allocates each
+object as a Go slice of the op's size (kind heap: ``[]unsafe.Pointer``, a
+scanned object; noscan and stack: ``[]byte``) held in a slot table, and a
+free drops the reference: memory comes back when Go's collector says so,
+which is the point of running the real thing next to the ``go`` model.
+serial: one goroutine, GOMAXPROCS=1 (the collector's work lands on the one
+measured thread); threads: one goroutine per P, GOMAXPROCS=procs, cross-P
+frees wait until the allocating goroutine has published the object. One
+untimed warm-up on the first ``WARMUP_OPS`` ops, then each repetition is a
+fresh replay after runtime.GC() + debug.FreeOSMemory(), in one process.
+
+Figures (sampled through runtime/metrics every 4096 ops of each goroutine and
+at the end; names as in runtime.MemStats):
+    wall_s              the replay only (serial: sampling time subtracted)
+    peak_mapped_bytes   peak of HeapSys - HeapReleased (heap memory the OS
+                        backs: live objects, garbage not yet collected, free
+                        spans kept) minus its value at the rep's start (the
+                        slot table, 8 B per object, and the runtime's own
+                        heap). Not raw HeapSys: HeapSys never shrinks within
+                        a process (released pages stay in it), so after the
+                        first rep it would repeat the first rep's peak.
+    in_use_at_peak      peak HeapInuse minus its value at the rep's start
+                        (includes garbage not yet swept, so the report's
+                        "internal fragmentation" of go-runtime counts GC lag)
+    counters            ALLOCS, FREES (ops replayed); extras: gc_cycles (NumGC
+                        during the rep) and the raw, not rebased, peaks
+                        heap_sys_peak, heap_inuse_peak, heap_alloc_peak,
+                        sys_peak (HeapSys, HeapInuse, HeapAlloc, Sys).
+                        FAST_HITS, REFILLS, locks, IN_USE: 0 (not visible
+                        from outside the runtime).
+    extra               everything goreplay reported for the rep, baselines
+                        included, and its Go version.
+A sampled peak can miss what happens between two samples (at most 4096 ops of
+allocation per goroutine); Go returns memory to the OS slowly (background
+scavenger), so the heap's held bytes rarely fall within a replay.
+
+Tunables:
+    gogc   GOGC: the heap may grow to live x (1 + gogc/100) before the next
+           collection. Higher = fewer GC cycles (less time) for more memory;
+           -1 = off (never collect: memory grows with every allocation).
+           Unlike the go model's gogc = 0 (frees take effect at once, no GC),
+           0 here is Go's own GOGC=0: a collection whenever the heap grows.
+           Not tuned by default (each trial would run the Go program).
+
+Invariants: none kept here — the Go runtime checks itself (``check`` returns
+[]); with ``check=True`` goreplay verifies that each object's id is intact at
+its free and the rep is ``check_failed`` otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from alloclab.strategies._config import ConfigBase, param
+from alloclab.strategies._counters import ALLOCS, EXTRA_BASE, FREES, NCOUNTERS
+
+NAME = "go-runtime"
+DESCRIPTION = "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)"
+EXTRA_COUNTERS: tuple[str, ...] = ("gc_cycles", "heap_sys_peak", "heap_inuse_peak", "heap_alloc_peak", "sys_peak")
+ALIGN16 = False   # Go aligns to 8 (and less in its tiny allocator); the executor does not run it anyway
+GC_CYCLES, HEAP_SYS_PEAK, HEAP_INUSE_PEAK, HEAP_ALLOC_PEAK, SYS_PEAK = range(EXTRA_BASE, EXTRA_BASE + 5)
+
+# strategies/ and harness/ are siblings both in the source tree and installed (alloclab/...)
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "harness" / "goreplay"
+SOURCES = ("main.go", "go.mod")
+MIN_GO = (1, 19)
+WARMUP_OPS = 20_000
+TRACE_MAGIC = b"ALCGOTR1"
+HEADER = struct.Struct("<8sIIQQ32x")
+
+
+class GoRuntimeError(RuntimeError):
+    """goreplay could not be built or failed (one line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(ConfigBase):
+    gogc: int = param(100, lo=-1, hi=10000, tune=False,
+                      doc="GOGC: heap goal = live x (1 + gogc/100); higher = fewer GC cycles, more memory; "
+                          "-1 = GC off; 0 = Go's GOGC=0 (collect whenever the heap grows), not the model's no-GC")
+
+
+# ---------------------------------------------------------------- toolchain
+
+_version_cache: dict[str, str | None] = {}
+
+
+def _go() -> str | None:
+    return shutil.which("go")
+
+
+def go_version(go: str) -> str | None:
+    """``go1.19.8`` for the toolchain at ``go`` (None if it does not answer)."""
+    if go not in _version_cache:
+        try:
+            out = subprocess.run([go, "version"], capture_output=True, text=True, timeout=30,
+                                 env=_go_env(None)).stdout
+            m = re.search(r"\bgo(\d+)\.(\d+)(\.\d+)?\S*", out)
+            _version_cache[go] = m.group(0) if m else None
+        except (OSError, subprocess.SubprocessError):
+            _version_cache[go] = None
+    return _version_cache[go]
+
+
+def _sources() -> bytes:
+    try:
+        return b"".join(n.encode() + b"\0" + (SOURCE_DIR / n).read_bytes() for n in SOURCES)
+    except OSError:
+        return b""
+
+
+def _build_dir(go: str) -> Path:
+    from alloclab.strategies._numba_cache import cache_root
+
+    h = hashlib.sha1(_sources() + (go_version(go) or "").encode()).hexdigest()[:12]
+    return cache_root() / f"goreplay-{h}"
+
+
+def _go_env(folder: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    # std lib only: nothing to download, and no other toolchain either
+    env.update(GO111MODULE="on", GOFLAGS="-mod=mod", GOPROXY="off", GOTOOLCHAIN="local", CGO_ENABLED="0")
+    if folder is not None:
+        env.update(GOCACHE=str(folder / "gocache"), GOPATH=str(folder / "gopath"))
+    return env
+
+
+def unavailable_reason() -> str | None:
+    """None if goreplay can run here, else why (one line)."""
+    go = _go()
+    if go is None:
+        return "no Go toolchain (apt-get install golang-go)"
+    v = go_version(go)
+    if v is None:
+        return f"{go} does not answer `go version`"
+    m = re.match(r"go(\d+)\.(\d+)", v)
+    if m and (int(m.group(1)), int(m.group(2))) < MIN_GO:
+        return f"{v} is older than go{MIN_GO[0]}.{MIN_GO[1]} (goreplay needs unsafe.Slice and runtime/metrics)"
+    if not _sources():
+        return f"goreplay source missing under {SOURCE_DIR}"
+    failed = _build_dir(go) / "build-failed.txt"
+    if failed.is_file():
+        return f"go build of goreplay failed ({failed.read_text().strip()[:160]}; delete {failed.parent} to retry)"
+    return None
+
+
+def binary_path() -> Path:
+    """The goreplay binary, built on first use (about 20 s cold, with the std lib compiled into GOCACHE)."""
+    why = unavailable_reason()
+    if why is not None:
+        raise GoRuntimeError(why)
+    go = _go()
+    folder = _build_dir(go)
+    exe = folder / "goreplay"
+    if exe.is_file():
+        return exe
+    src = folder / "src"
+    try:
+        src.mkdir(parents=True, exist_ok=True)
+        for n in SOURCES:
+            shutil.copyfile(SOURCE_DIR / n, src / n)
+    except OSError as e:
+        raise GoRuntimeError(f"cannot prepare {src} ({e.strerror})") from None
+    tmp = folder / f".goreplay-{os.getpid()}"
+    try:
+        res = subprocess.run([go, "build", "-o", str(tmp), "."], cwd=src, env=_go_env(folder),
+                             capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise GoRuntimeError(f"go build of goreplay failed: {e}") from None
+    if res.returncode != 0:
+        first = next((ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("#")), "(no output)")
+        (folder / "build-failed.txt").write_text(first + "\n")
+        raise GoRuntimeError(f"go build of goreplay failed: {first}")
+    os.replace(tmp, exe)
+    return exe
+
+
+# ---------------------------------------------------------------- the run
+
+def write_trace(trace, path) -> None:
+    """The binary form goreplay mmaps: header, then p, op, kind, size, obj, each 8-byte aligned."""
+    n = len(trace)
+    with open(path, "wb") as f:
+        f.write(HEADER.pack(TRACE_MAGIC, 1, trace.procs, n, trace.nobj))
+        for col, dt in ((trace.p, "<i2"), (trace.op, "<i1"), (trace.kind, "<i1"), (trace.size, "<i4"),
+                        (trace.obj, "<i8")):
+            a = np.ascontiguousarray(col, dtype=dt)
+            a.tofile(f)
+            pad = -a.nbytes % 8
+            if pad:
+                f.write(b"\0" * pad)
+
+
+def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, check: bool = False,
+                 progress=None):
+    """Replay ``trace`` in goreplay ``reps`` times: [(rep, RunResult)] like runner.run_cell."""
+    from alloclab.harness.runner import RunResult
+
+    config.validate()
+    exe = binary_path()
+    with tempfile.TemporaryDirectory(prefix="alloclab-goreplay-") as d:
+        f = Path(d) / "trace.bin"
+        write_trace(trace, f)
+        cmd = [str(exe), "-trace", str(f), "-mode", mode, "-reps", str(reps), "-gogc", str(config.gogc),
+               "-warmup", str(min(WARMUP_OPS, len(trace)))] + (["-check"] if check else [])
+        env = dict(os.environ)
+        for k in ("GOGC", "GOMAXPROCS", "GOMEMLIMIT"):   # the flags decide, not the caller's environment
+            env.pop(k, None)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        err = res.stderr.strip()
+        first = next((ln for ln in err.splitlines() if ln.strip()), f"exit status {res.returncode}")
+        if "out of memory" in err:
+            r = RunResult("oom", f"the Go runtime ran out of memory: {first}", float("nan"),
+                          np.zeros(NCOUNTERS, np.int64), [], 0, -1)
+            return [(0, r)]
+        raise GoRuntimeError(f"goreplay failed: {first}")
+    try:
+        data = json.loads(res.stdout)
+    except ValueError:
+        raise GoRuntimeError(f"goreplay printed no JSON: {res.stdout[:120]!r}") from None
+    out = []
+    for rd in data["reps"]:
+        peak, base = rd["peak"], rd["base"]
+        c = np.zeros(NCOUNTERS, np.int64)
+        c[ALLOCS], c[FREES] = rd["allocs"], rd["frees"]
+        c[GC_CYCLES] = rd["num_gc"]
+        c[HEAP_SYS_PEAK], c[HEAP_INUSE_PEAK] = peak["HeapSys"], peak["HeapInuse"]
+        c[HEAP_ALLOC_PEAK], c[SYS_PEAK] = peak["HeapAlloc"], peak["Sys"]
+        status, error = "ok", ""
+        if rd["check_errors"]:
+            status = "check_failed"
+            error = f"{rd['first_error']} ({rd['check_errors']} objects in all)"
+        extra = dict(rd, go_version=data["go_version"], gomaxprocs=data["gomaxprocs"], gogc=data["gogc"])
+        r = RunResult(status, error, rd["wall_ns"] / 1e9, c, [t / 1e9 for t in rd["per_p_wall_ns"]],
+                      max(0, peak["HeapHeld"] - base["HeapHeld"]), max(0, peak["HeapInuse"] - base["HeapInuse"]),
+                      extra=extra, state=None)
+        out.append((int(rd["rep"]), r))
+        if progress is not None:
+            progress(len(trace))
+        if status != "ok":
+            break
+    return out
+
+
+def check(st) -> list[str]:
+    """The Go runtime checks itself (and goreplay checks object ids in check mode)."""
+    return []

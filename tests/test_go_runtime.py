@@ -1,0 +1,133 @@
+"""go-runtime: the real Go runtime as a peer (harness/goreplay), and its availability."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from alloclab import strategies
+from alloclab.harness.cli import main
+from alloclab.harness.runner import counters_dict, run_cell
+from alloclab.strategies import go_runtime as G
+from alloclab.strategies._config import ConfigError
+from alloclab.strategies._counters import ALLOCS, FREES
+from alloclab.workloads import generate
+
+WHY = G.unavailable_reason()
+needs_go = pytest.mark.skipif(WHY is not None, reason=f"go-runtime unavailable: {WHY}")
+
+
+@pytest.fixture(scope="module")
+def web():
+    return generate("web", procs=2, scale=0.002)
+
+
+def _sane(tr, res, procs):
+    s = tr.stats()
+    assert res.status == "ok", res.error
+    assert int(res.counters[ALLOCS]) == s["allocs"] and int(res.counters[FREES]) == s["frees"]
+    ns = res.wall_s * 1e9 / len(tr)
+    assert 1 < ns < 1e6, ns
+    assert len(res.per_p_wall_s) == procs and all(t > 0 for t in res.per_p_wall_s)
+    # the heap held at the peak, above the rep's baseline, holds the peak live bytes (sampled: allow
+    # what 4096 ops of allocation could add between two samples) and is not absurdly large
+    assert 0.5 * s["peak_live_bytes"] <= res.peak_mapped_bytes < 64 * s["peak_live_bytes"] + (64 << 20)
+    assert res.in_use_at_peak > 0
+    c = counters_dict(G, res.counters)
+    assert c["heap_sys_peak"] >= c["heap_inuse_peak"] >= c["heap_alloc_peak"] > 0
+    assert c["sys_peak"] >= c["heap_sys_peak"] and c["gc_cycles"] >= 0
+    assert res.extra["go_version"].startswith("go") and res.extra["samples"] >= 1
+
+
+@needs_go
+@pytest.mark.parametrize("mode", ["serial", "threads"])
+def test_replays_web(web, mode):
+    out = run_cell("go-runtime", G.Config(), web, mode=mode, reps=2, check=True)
+    assert [rep for rep, _ in out] == [0, 1]
+    for _, res in out:
+        _sane(web, res, 1 if mode == "serial" else 2)
+        assert res.extra["gomaxprocs"] == (1 if mode == "serial" else 2)
+
+
+@needs_go
+def test_gogc_trades_memory_for_collections(web):
+    [(_, off)] = run_cell("go-runtime", G.Config(gogc=-1), web, reps=1)
+    [(_, tight)] = run_cell("go-runtime", G.Config(gogc=25), web, reps=1)
+    c_off, c_tight = counters_dict(G, off.counters), counters_dict(G, tight.counters)
+    assert c_off["gc_cycles"] == 0 and c_tight["gc_cycles"] > 0
+    # with the collector off every byte allocated stays: the heap ends near the trace's allocated bytes
+    assert off.peak_mapped_bytes > 0.8 * web.stats()["alloc_bytes"]
+    assert tight.peak_mapped_bytes < off.peak_mapped_bytes / 2
+    with pytest.raises(ConfigError):
+        G.Config(gogc=-2).validate()
+
+
+@needs_go
+def test_cli_run_json(capsys):
+    assert main(["run", "-s", "go-runtime", "-w", "web", "--scale", "0.002", "--procs", "2", "--mode", "threads",
+                 "--reps", "1", "--check", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["status"] == "ok" and row["strategy"] == "go-runtime" and row["ns_per_op"] > 0
+    assert row["peak_mapped_bytes"] > 0 and "gc_cycles" in row["counters"]
+
+
+@needs_go
+def test_goreplay_refuses_bad_files(tmp_path, web):
+    exe = G.binary_path()
+    f = tmp_path / "t.bin"
+    G.write_trace(web, f)
+    raw = f.read_bytes()
+    for blob, msg in ((b"ALCGOTR1", "shorter than"), (b"XXXXXXXX" + raw[8:], "bad magic"),
+                      (raw[: len(raw) - 100], "truncated")):
+        f.write_bytes(blob)
+        res = subprocess.run([str(exe), "-trace", str(f)], capture_output=True, text=True)
+        assert res.returncode == 2 and msg in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    bad = bytearray(raw)
+    bad[64] = 0x7f    # p of op 0 = 127 >= procs
+    f.write_bytes(bytes(bad))
+    res = subprocess.run([str(exe), "-trace", str(f)], capture_output=True, text=True)
+    assert res.returncode == 2 and "out of range" in res.stderr
+
+
+@needs_go
+def test_build_failure_is_a_reason(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.go").write_text("package main\nfunc main() { undefined_thing() }\n")
+    (src / "go.mod").write_text("module broken\n\ngo 1.19\n")
+    monkeypatch.setattr(G, "SOURCE_DIR", src)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert G.unavailable_reason() is None          # not built yet: nothing known against it
+    with pytest.raises(G.GoRuntimeError, match="go build of goreplay failed.*undefined"):
+        G.binary_path()
+    why = G.unavailable_reason()
+    assert why is not None and "go build of goreplay failed" in why and "delete" in why
+
+
+def test_unavailable_without_go(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert G.unavailable_reason() == "no Go toolchain (apt-get install golang-go)"
+    assert "go-runtime" not in strategies.names() and "go-runtime" in strategies.names(include_unavailable=True)
+    assert "go-runtime" not in strategies.kernel_names()
+    with pytest.raises(strategies.UnavailableStrategy, match="no Go toolchain"):
+        strategies.get("go-runtime")
+
+
+def test_list_shows_unavailable_without_go(tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path))
+    res = subprocess.run([sys.executable, "-m", "alloclab.harness.cli", "list"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("go-runtime"))
+    assert "[unavailable: no Go toolchain (apt-get install golang-go)]" in line
+
+
+def test_not_in_kernel_suite():
+    """External: no State/alloc/free, so the shared numba suite must not see it."""
+    assert not hasattr(G, "alloc") and not hasattr(G, "make_state") and G.check(None) == []
+    assert G.NAME == "go-runtime" and G.DESCRIPTION == strategies.describe("go-runtime")
+    assert len(G.EXTRA_COUNTERS) == 5 and G.Config().gogc == 100
