@@ -126,6 +126,15 @@ Where the model departs from Go, and why:
    to the P's latest dead G (or parked until the next gfput), and a reused
    G's stack waits for the next 2 KiB stack allocation on that P.
 
+Measured (generate("random", procs=1, seed=1, ops=2_000_000), serial,
+run_cell reps=3 median, on the shared 2-core development VM, so ±30%): go
+2.0-2.7x bump's ns/op and about as fast as libc malloc (``system``: 0.9x go's
+time); nextFreeFast serves 93.9% of span allocations with gogc = 0 and 97.7%
+with gogc = 100 (97.2% / 98.8% of all allocations take no lock). Eager
+sweeping keeps spans nearly full, so a refill yields few slots (one refill
+per 35 allocations); GC pacing trades that for memory: peak mapped 8 MiB at
+gogc = 100 vs 4 MiB at gogc = 0, 23 cycles, at the same ns/op.
+
 Tunables (Config): every Go constant with Go's value as default; each field's
 doc says what it trades. Invariants: see ``check`` and each tier file.
     IN_USE (summed over Ps) == bytes of live slots: size-class size per small
