@@ -70,6 +70,7 @@ class Suite:
     arena_mb: int
     cells: list[Cell] = field(default_factory=list)
     source: str = ""
+    skipped: list[str] = field(default_factory=list)
 
 
 def _suite_text(spec: str) -> tuple[str, str]:
@@ -151,6 +152,11 @@ def load_suite(spec: str, reps: int | None = None, config_override=None) -> Suit
                 mod = strategies.get(s)
             except strategies.UnknownStrategy as e:
                 raise SuiteError(f"{where}: {e}") from None
+            except strategies.UnavailableStrategy as e:
+                # a peer whose toolchain is missing here (go-runtime without Go): skip it, say so
+                if str(e) not in suite.skipped:
+                    suite.skipped.append(str(e))
+                continue
             for c in configs:
                 try:
                     if config_override is not None and s in config_override:

@@ -54,6 +54,8 @@ def cmd_bench(args) -> int:
         suite = bench.load_suite(args.suite, reps=args.reps, config_override=_tuned_configs(args.config))
     except bench.SuiteError as e:
         raise UsageError(str(e)) from None
+    for why in suite.skipped:
+        print(f"alloclab bench: skipping {why}", file=sys.stderr)
     if args.resume and not args.out:
         raise UsageError("--resume needs --out RUN_DIR (the folder to complete)")
     out = Path(args.out) if args.out else Path("results") / results.new_run_id(suite.name)
