@@ -92,6 +92,15 @@ def test_tiny_eight_byte_object_aligns_to_8_and_full_block_moves_on():
     assert addr[d] == addr[c] + 12
 
 
+def test_tiny_odd_sizes_of_8_or_more_align_to_8():
+    ops = Ops()
+    a, b = ops.alloc(3, NOSCAN), ops.alloc(9, NOSCAN)    # Go would put b at offset 3; the harness needs 8
+    c, d = ops.alloc(1, NOSCAN), ops.alloc(2, NOSCAN)
+    st, addr = replay(ops.trace())
+    assert addr[b] % 8 == 0 and addr[b] != addr[a] + 3
+    assert addr[d] % 2 == 0
+
+
 def test_tiny_block_freed_only_when_all_subobjects_and_the_cache_let_go():
     ops = Ops()
     objs = [ops.alloc(3, NOSCAN) for _ in range(5)]      # block 1: offsets 0,3,6,9,12 ; 15+3 > 16
