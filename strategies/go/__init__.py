@@ -131,8 +131,8 @@ Where the model departs from Go, and why:
 
 Measured (generate("random", procs=1, seed=1, ops=2_000_000), serial,
 run_cell reps=3 median, on the shared 2-core development VM, so ±30%): go
-2.0-2.7x bump's ns/op and about as fast as libc malloc (``system``: 0.9x go's
-time); nextFreeFast serves 93.9% of span allocations with gogc = 0 and 97.7%
+31-32 ns/op, 2.0-2.7x bump's, and a little slower than libc malloc through
+the same executor (``system``: 0.8-0.9x go's time); nextFreeFast serves 93.9% of span allocations with gogc = 0 and 97.7%
 with gogc = 100 (97.2% / 98.8% of all allocations take no lock). Eager
 sweeping keeps spans nearly full, so a refill yields few slots (one refill
 per 35 allocations); GC pacing trades that for memory: peak mapped 8 MiB at
