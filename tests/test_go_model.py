@@ -92,13 +92,13 @@ def test_tiny_eight_byte_object_aligns_to_8_and_full_block_moves_on():
     assert addr[d] == addr[c] + 12
 
 
-def test_tiny_odd_sizes_of_8_or_more_align_to_8():
+def test_tiny_odd_sizes_take_go_offsets():
     ops = Ops()
-    a, b = ops.alloc(3, NOSCAN), ops.alloc(9, NOSCAN)    # Go would put b at offset 3; the harness needs 8
-    c, d = ops.alloc(1, NOSCAN), ops.alloc(2, NOSCAN)
+    a, b = ops.alloc(3, NOSCAN), ops.alloc(9, NOSCAN)    # Go: odd sizes are not aligned, b at offset 3
+    c, d = ops.alloc(2, NOSCAN), ops.alloc(2, NOSCAN)    # the block is full at 12 + 2 + 2 = 16
     st, addr = replay(ops.trace())
-    assert addr[b] % 8 == 0 and addr[b] != addr[a] + 3
-    assert addr[d] % 2 == 0
+    assert addr[b] == addr[a] + 3
+    assert addr[c] == addr[a] + 12 and addr[d] == addr[a] + 14
 
 
 def test_tiny_block_freed_only_when_all_subobjects_and_the_cache_let_go():

@@ -63,7 +63,7 @@ def test_random_trace_checked_serial(name, small_trace, arena_mb):
     s = small_trace.stats()
     assert r.counters[C.ALLOCS] == s["allocs"] and r.counters[C.FREES] == s["frees"]
     # everything was freed: nothing may still count as in use
-    assert r.counters[C.IN_USE] == 0 or name == "go"  # go may keep tiny blocks' bytes until swept
+    assert r.counters[C.IN_USE] == 0
 
 
 @pytest.mark.parametrize("name", NAMES)

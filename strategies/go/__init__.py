@@ -119,9 +119,10 @@ Where the model departs from Go, and why:
    goal ignores stacks and globals (Go ≥ 1.18 counts stacks as GC roots).
    Deaths between a cycle and a P's mcache flush are reclaimed one cycle
    early for that P's cached spans.
- - Tiny objects of 9-15 B (odd sizes) align to 8, not 1 as in Go: the
-   harness's check requires 8-byte alignment for every object of 8 B or
-   more. It only changes packing when such an object follows a smaller one.
+ - With a tiny block larger than Go's 16 B (tiny_size = 32, a tuning
+   option Go does not have), tiny objects of 16 B or more align to 8, the
+   alignment Go guarantees every object of that size; below 16 B the
+   offsets are Go's exactly (8, 4, 2 or 1 by the size's low bits).
  - Stacks are freed at once (Go defers freeing stack spans during a GC via
    stackLarge); stacks do not grow or shrink (the trace gives sizes; a
    non-power-of-two size is rounded up, as round2 in malg). A G and its
