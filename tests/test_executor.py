@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import evil_strategy as evil
+from alloclab.strategies import _faulty as evil
 from alloclab import strategies
 from alloclab.harness.runner import replay_once, run_cell
 from alloclab.workloads import generate

@@ -1,5 +1,13 @@
 """A deliberately broken strategy: proves that check mode catches each kind of bug.
 
+Not in the registry (``alloclab list`` never shows it); tests import it. It
+lives in the package, not in tests/, because numba's cache index for the
+executor records every State type it was compiled for and unpickles them
+all in every process that loads it: a type from a module other processes
+cannot import would break their cache loads (measured: tune workers died
+with ModuleNotFoundError). A strategy of your own must likewise be
+importable wherever alloclab runs, or use its own NUMBA_CACHE_DIR.
+
 ``mode`` selects the bug: 0 correct bump, 1 every alloc returns the same
 address (overlap), 2 misaligned addresses, 3 addresses past mapped memory,
 4 alloc scribbles over the previously returned object (clobbered id).
@@ -17,7 +25,7 @@ from alloclab.strategies._counters import IN_USE, NCOUNTERS
 from alloclab.strategies._heap import MAPPED, heap_map
 from alloclab.strategies._kernel import kernel
 
-NAME = "evil"
+NAME = "faulty"
 DESCRIPTION = "broken on purpose"
 EXTRA_COUNTERS = ()
 ALIGN16 = True
