@@ -192,6 +192,40 @@ def make_objective(spec: TuneSpec):
     return objective
 
 
+def fail_dead_trials(study) -> int:
+    """Mark failed the RUNNING trials whose process is gone, so a killed run never leaves one behind.
+
+    Optuna fails trials whose heartbeat went stale, but a process killed within
+    its first heartbeat interval left no heartbeat at all; such a trial is dead
+    once it is older than the grace period plus one interval (a live one would
+    have beaten by then)."""
+    import datetime as dt
+
+    import optuna
+
+    storage = study._storage
+    if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
+        return 0
+    optuna.storages.fail_stale_trials(study)
+    limit = dt.timedelta(seconds=storage.grace_period + storage.heartbeat_interval)
+    from optuna.storages._rdb import models  # Optuna's own tables; no public call lists beat-less trials
+
+    with storage.scoped_session() as session:
+        rows = (session.query(models.TrialModel)
+                .filter(models.TrialModel.state == optuna.trial.TrialState.RUNNING)
+                .filter(models.TrialModel.study_id == study._study_id).all())
+        beatless = [(r.trial_id, r.datetime_start) for r in rows if len(r.heartbeats) == 0]
+    n = 0
+    for trial_id, started in beatless:
+        if started is not None and dt.datetime.now() - started > limit:
+            try:
+                storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+                n += 1
+            except Exception:  # another process got there first
+                pass
+    return n
+
+
 def create_study(spec: TuneSpec, storage_url: str, study_name: str, seed: int):
     import optuna
 
@@ -212,6 +246,7 @@ def create_study(spec: TuneSpec, storage_url: str, study_name: str, seed: int):
         raise TuneError(f"study {study_name!r} was made for {attrs['spec']}; use another --study name")
     if not attrs.get("spec"):
         study.set_user_attr("spec", want | {"scale": spec.scale, "procs": spec.procs, "seed": spec.seed})
+    fail_dead_trials(study)
     return study
 
 
