@@ -125,7 +125,8 @@ def geomeans(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
         rows.append(dict(label=lab, workloads=len(groups), geomean_rel_time=gm, lo=lo, hi=hi,
                          significant=S.significant(lo, hi) if lab != baseline else False,
                          geomean_overhead=float(np.exp(np.log(ov[ov > 0]).mean())) if len(ov) else np.nan))
-    return pd.DataFrame(rows).sort_values("geomean_rel_time")
+    cols = ["label", "workloads", "geomean_rel_time", "lo", "hi", "significant", "geomean_overhead"]
+    return pd.DataFrame(rows, columns=cols).sort_values("geomean_rel_time")
 
 
 def claims_table(summary: pd.DataFrame) -> pd.DataFrame:

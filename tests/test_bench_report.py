@@ -197,3 +197,15 @@ def test_loader_rejects_non_results(tmp_path):
     (bad / "part-0000.parquet").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="unreadable result part"):
         results.load([bad])
+
+
+def test_report_of_threads_only_rows(run_dir, tmp_path):
+    """A run with no serial cells (a scaling suite) still reports: scaling figure, empty serial tables."""
+    only = tmp_path / "threads-only"
+    only.mkdir()
+    shutil.copy(run_dir / "meta.json", only / "meta.json")
+    df = results.load([run_dir])
+    df[df["mode"] == "threads"].to_parquet(only / "part-0000.parquet", index=False)
+    out = tmp_path / "rep"
+    assert main(["report", str(only), "-o", str(out)]) == 0
+    assert (out / "scaling.png").exists() and "Throughput against the number of Ps" in (out / "index.html").read_text()
