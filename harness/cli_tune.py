@@ -22,7 +22,9 @@ def add_commands(sub, parser_class) -> None:
                                      "(default sqlite:///results/tuning.db)")
     s.add_argument("--study", help="study name (default STRATEGY-WORKLOADS-OBJECTIVES); an existing study continues")
     s.add_argument("--workers", type=_positive_int, default=1, help="processes working on the study")
-    s.add_argument("--seed", type=_nonneg_int, default=0, help="trace and sampler seed")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="first trace seed, and the sampler's seed")
+    s.add_argument("--tune-seeds", type=_positive_int, default=1,
+                   help="traces per workload a trial is scored on (seeds SEED..SEED+N-1; geometric mean)")
     s.add_argument("--scale", type=_scale, help="workload scale for tuning (default: per workload, see tune.py)")
     s.add_argument("--procs", type=_procs, default=2)
     s.add_argument("--fix", action="append", metavar="KEY=VALUE", help="hold a config field fixed")
@@ -56,7 +58,7 @@ def cmd_tune(args) -> int:
     strategies.get(args.strategy)
     spec = T.TuneSpec(strategy=args.strategy, workloads=[w.strip() for w in args.workloads.split(",") if w.strip()],
                       objectives=[o.strip() for o in args.objective.split(",") if o.strip()], scale=args.scale,
-                      procs=args.procs, seed=args.seed, tune_all=args.tune_all,
+                      procs=args.procs, seed=args.seed, n_seeds=args.tune_seeds, tune_all=args.tune_all,
                       fixed=_parse_fix(args.fix, args.strategy))
     try:
         spec.validate()
