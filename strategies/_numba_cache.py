@@ -13,17 +13,21 @@ import os
 import shutil
 from pathlib import Path
 
-_PKG_DIRS = ("strategies", "workloads", "harness")
+# Only the folders and files that hold numba kernels: an edit to the CLI or the report
+# must not throw away minutes of compiled kernels.
+_PKG_DIRS = ("strategies", "workloads")
+_KERNEL_FILES = ("harness/executor.py",)
 _KEEP = 3  # cache folders of other source versions kept (switching branches stays warm)
 
 
 def source_hash() -> str:
     here = Path(__file__).resolve().parent.parent
     h = hashlib.sha1()
-    for d in _PKG_DIRS:
-        for f in sorted((here / d).rglob("*.py")) if (here / d).is_dir() else []:
-            h.update(str(f.relative_to(here)).encode())
-            h.update(f.read_bytes())
+    files = [f for d in _PKG_DIRS if (here / d).is_dir() for f in sorted((here / d).rglob("*.py"))]
+    files += [here / f for f in _KERNEL_FILES if (here / f).is_file()]
+    for f in files:
+        h.update(str(f.relative_to(here)).encode())
+        h.update(f.read_bytes())
     # installed as a wheel the three folders are siblings under alloclab/
     return h.hexdigest()[:12]
 
