@@ -243,7 +243,7 @@ def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool 
                                                config=cell.config, workload=cell.workload, workload_params=wparams,
                                                seed=cell.seed, procs=cell.procs, mode=cell.mode, rep=have + rep,
                                                trace_stats=stats, result=r,
-                                               counters=runner.counters_dict(mod, r.counters)))
+                                               counters=runner.counters_dict(mod, r)))
                 except Exception as e:  # a crashing cell is a result too; the suite goes on
                     msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
                     rows.append(_error_row(run_id, started, cell, have, msg, stats))

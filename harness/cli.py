@@ -202,7 +202,7 @@ def cmd_run(args) -> int:
         row = R.make_row(run_id=run_id, started_at=started, strategy=args.strategy, config=config,
                          workload=args.workload, workload_params=wparams, seed=args.seed, procs=tr.procs,
                          mode=args.mode, rep=rep, trace_stats=stats, result=r,
-                         counters=runner.counters_dict(mod, r.counters))
+                         counters=runner.counters_dict(mod, r))
         rows.append(row)
         if args.json:
             print(json.dumps({k: v for k, v in row.items() if k not in ("counters_json",)} |

@@ -163,6 +163,6 @@ def _store_validation_rows(store, spec, mod, tuned, validation):
                 rows.append(R.make_row(run_id=store.dir.name, started_at=started, strategy=spec.strategy, config=cfg,
                                        workload=w, workload_params={"scale": spec.scale_for(w)}, seed=sd,
                                        procs=spec.procs, mode="serial", rep=rep, trace_stats=tr.stats(), result=r,
-                                       counters=runner.counters_dict(mod, r.counters)))
+                                       counters=runner.counters_dict(mod, r)))
     if rows:
         store.append(rows)

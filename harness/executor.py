@@ -1,12 +1,23 @@
 """Replay a trace against a strategy: the one kernel every strategy runs under.
 
 ``replay`` walks ops ``start..stop`` of a column set. Serial mode passes the
-whole trace (all Ps interleaved in logical order); threads mode passes each
-OS thread the columns of its own P and sets ``wait_publish``, so that a free
-of an object allocated on another P waits, with yield backoff, until that P
-has published the address (``addr_of`` holds -2 until then). The op with the
-smallest logical time is never blocked, so the wait cannot deadlock; an OOM
-or check failure on any thread raises ``flags[ABORT]`` and every waiter quits.
+whole trace (all Ps interleaved in logical order) and ``pending = SERIAL``.
+Threads mode passes each OS thread the columns of its own P and a ring
+``pending`` of PENDING_CAP slots: a free of an object whose allocating P has
+not yet published its address (``addr_of`` holds -2 until then) is put
+aside in the ring and done as soon as the address arrives, checked before
+every op, oldest first. The object lives a little longer, as a dead Go
+object does until its span is swept; the P's other ops keep their order.
+An earlier version waited at the free itself: web at 2 Ps then ran in
+lock-step, ~1 sched_yield per 4 cross-P frees, and no strategy scaled.
+
+A P stops to wait (spin, then sched_yield) only when its ring is full or its
+stream has ended, and then for its oldest deferred free. That cannot
+deadlock: the P it waits on has not reached the alloc, so if that P waits
+too, it waits for a free earlier in logical time than its current op, hence
+than the alloc, hence than ours; a chain of waits runs strictly backwards in
+logical time and must end at a P that can run. An OOM or check failure on
+any thread raises ``flags[ABORT]`` and every waiter quits.
 
 Every allocation is touched: the object's id is written into its first
 min(size, 8) bytes (for ``system``, at the real pointer), so cache and TLB
@@ -50,7 +61,20 @@ STATUS_TEXT = {
 S_FAIL_OP = 0     # op index of the failure
 S_FAIL_ADDR = 1
 S_IN_USE_AT_PEAK = 2  # sum of IN_USE counters right after the peak-live op (-1 if not seen)
-S_LEN = 4
+S_DEFERRED = 3    # threads mode: frees put aside because the allocating P had not published the address
+S_WAITS = 4       # threads mode: times the P stopped to wait for a publish (ring full, or end of its stream)
+S_YIELDS = 5      # threads mode: sched_yield calls while waiting
+S_LEN = 8
+
+# threads mode: deferred frees a P may hold before it must wait (x 8 bytes per P). Large enough
+# that, with two Ps at full speed, a P waits only at the end of its stream (web, 2 Ps: ~1/4 of
+# frees are cross-P, a few thousand ops ahead of their alloc at most).
+PENDING_CAP = 4096
+POLL_EVERY = 64          # ops between looks at the oldest deferred free's address (a power of two)
+SPINS_BEFORE_YIELD = 64   # loads before each sched_yield: a yield is a syscall (~0.3-1 us)
+
+# the ``pending`` argument for serial replay: no ring, every address is published before its free
+SERIAL = np.zeros(0, np.int64)
 
 ABORT = 0  # flags[ABORT] != 0: some thread failed
 
@@ -67,90 +91,165 @@ def _required_align(size, align16):
     return min(size & -size, 8)
 
 
-@kernel
-def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
-           start, stop, check, align16, shadow, wait_publish, peak_op, stats, flags):
-    real = strategy_real_ptrs(st)
-    arena = st.arena
-    for i in range(start, stop):
-        p = p_col[i]
-        obj = obj_col[i]
-        size = size_col[i]
-        kind = kind_col[i]
-        if op_col[i] == OP_ALLOC:
-            a = strategy_alloc(st, p, size, kind)
-            if a < 0:
+@kernel(inline="always")
+def _alloc_op(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads, check, align16, shadow,
+              stats, flags):
+    a = strategy_alloc(st, p, size, kind)
+    if a < 0:
+        stats[S_FAIL_OP] = i
+        flags[ABORT] = 1
+        return OOM
+    st.counters[p, ALLOCS] += 1
+    # touch: the object's id in its first min(size, 8) bytes
+    if real:
+        if size >= 8:
+            poke_i64(a, obj)
+        else:
+            for j in range(size):
+                poke_u8(a + j, (obj >> (8 * j)) & 0xFF)
+    elif size >= 8 and (a & 7) == 0:
+        arena64[a >> 3] = obj
+    else:
+        for j in range(min(size, 8)):
+            arena[a + j] = (obj >> (8 * j)) & 0xFF
+    if check:
+        stats[S_FAIL_ADDR] = a
+        if a % _required_align(size, align16) != 0:
+            stats[S_FAIL_OP] = i
+            flags[ABORT] = 1
+            return BAD_ALIGN
+        if not real:
+            if a + size > st.meta[MAPPED]:
                 stats[S_FAIL_OP] = i
                 flags[ABORT] = 1
-                return OOM
-            st.counters[p, ALLOCS] += 1
-            # touch: the object's id in its first min(size, 8) bytes
-            if real:
-                if size >= 8:
-                    poke_i64(a, obj)
-                else:
-                    for j in range(size):
-                        poke_u8(a + j, (obj >> (8 * j)) & 0xFF)
-            elif size >= 8 and (a & 7) == 0:
-                arena64[a >> 3] = obj
-            else:
-                for j in range(min(size, 8)):
-                    arena[a + j] = (obj >> (8 * j)) & 0xFF
-            if check:
-                stats[S_FAIL_ADDR] = a
-                if a % _required_align(size, align16) != 0:
+                return OUTSIDE
+            for b in range(a, a + size):
+                if shadow[b] != 0:
                     stats[S_FAIL_OP] = i
                     flags[ABORT] = 1
-                    return BAD_ALIGN
-                if not real:
-                    if a + size > st.meta[MAPPED]:
-                        stats[S_FAIL_OP] = i
-                        flags[ABORT] = 1
-                        return OUTSIDE
-                    for b in range(a, a + size):
-                        if shadow[b] != 0:
-                            stats[S_FAIL_OP] = i
-                            flags[ABORT] = 1
-                            return OVERLAP
-                        shadow[b] = 1
-            if wait_publish:
-                atomic_store(addr_of, obj, a)
+                    return OVERLAP
+                shadow[b] = 1
+    if threads:
+        atomic_store(addr_of, obj, a)
+    else:
+        addr_of[obj] = a
+    return OK
+
+
+@kernel(inline="always")
+def _free_op(st, arena, real, i, p, obj, size, kind, a, check, shadow, stats, flags):
+    if check:
+        stats[S_FAIL_ADDR] = a
+        intact = True
+        if real:
+            if size >= 8:
+                intact = peek_i64(a) == obj
             else:
-                addr_of[obj] = a
+                for j in range(size):
+                    if peek_u8(a + j) != ((obj >> (8 * j)) & 0xFF):
+                        intact = False
         else:
-            if wait_publish:
-                spins = 0
-                while atomic_load(addr_of, obj) == UNPUBLISHED:
-                    if flags[ABORT] != 0:
-                        return ABORTED
-                    spins += 1
-                    if spins > 16:
-                        sched_yield()
-            a = addr_of[obj]
-            if check:
-                stats[S_FAIL_ADDR] = a
-                intact = True
-                if real:
-                    if size >= 8:
-                        intact = peek_i64(a) == obj
-                    else:
-                        for j in range(size):
-                            if peek_u8(a + j) != ((obj >> (8 * j)) & 0xFF):
-                                intact = False
-                else:
-                    for j in range(min(size, 8)):
-                        if arena[a + j] != ((obj >> (8 * j)) & 0xFF):
-                            intact = False
-                    for b in range(a, a + size):
-                        shadow[b] = 0
-                if not intact:
-                    stats[S_FAIL_OP] = i
-                    flags[ABORT] = 1
-                    return CLOBBERED
-            strategy_free(st, p, a, size, kind)
-            st.counters[p, FREES] += 1
+            for j in range(min(size, 8)):
+                if arena[a + j] != ((obj >> (8 * j)) & 0xFF):
+                    intact = False
+            for b in range(a, a + size):
+                shadow[b] = 0
+        if not intact:
+            stats[S_FAIL_OP] = i
+            flags[ABORT] = 1
+            return CLOBBERED
+    strategy_free(st, p, a, size, kind)
+    st.counters[p, FREES] += 1
+    return OK
+
+
+@kernel(inline="always")
+def _await_publish(addr_of, obj, stats, flags):
+    """Block until ``obj``'s address is published (spin, then yield); UNPUBLISHED if another P failed."""
+    stats[S_WAITS] += 1
+    spins = 0
+    while True:
+        a = atomic_load(addr_of, obj)
+        if a != UNPUBLISHED:
+            return a
+        if flags[ABORT] != 0:
+            return UNPUBLISHED
+        spins += 1
+        if spins > SPINS_BEFORE_YIELD:
+            stats[S_YIELDS] += 1
+            sched_yield()
+
+
+@kernel
+def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
+           start, stop, check, align16, shadow, pending, peak_op, stats, flags):
+    real = strategy_real_ptrs(st)
+    arena = st.arena
+    threads = pending.shape[0] > 0
+    mask = pending.shape[0] - 1   # ring of deferred frees (op indices), capacity a power of two
+    head = 0
+    npend = 0
+    for i in range(start, stop):
+        # retire deferred frees whose address has arrived, oldest first; polled every
+        # POLL_EVERY ops, since the line polled is one the other P is writing
+        while npend > 0 and (i & (POLL_EVERY - 1)) == 0:
+            j = pending[head]
+            a = atomic_load(addr_of, obj_col[j])
+            if a == UNPUBLISHED:
+                break
+            r = _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check, shadow,
+                         stats, flags)
+            if r != OK:
+                return r
+            head = (head + 1) & mask
+            npend -= 1
+        p = p_col[i]
+        obj = obj_col[i]
+        if op_col[i] == OP_ALLOC:
+            r = _alloc_op(st, arena64, arena, real, i, p, obj, size_col[i], kind_col[i], addr_of, threads, check,
+                          align16, shadow, stats, flags)
+            if r != OK:
+                return r
+        else:
+            if threads:
+                a = atomic_load(addr_of, obj)
+                if a == UNPUBLISHED:
+                    # allocated on a P that has not got there yet: put the free aside
+                    stats[S_DEFERRED] += 1
+                    if npend > mask:
+                        # the ring is full: wait for its oldest entry (see the module docstring)
+                        j = pending[head]
+                        a = _await_publish(addr_of, obj_col[j], stats, flags)
+                        if a == UNPUBLISHED:
+                            return ABORTED
+                        r = _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check,
+                                     shadow, stats, flags)
+                        if r != OK:
+                            return r
+                        head = (head + 1) & mask
+                        npend -= 1
+                    pending[(head + npend) & mask] = i
+                    npend += 1
+                    continue
+            else:
+                a = addr_of[obj]
+            r = _free_op(st, arena, real, i, p, obj, size_col[i], kind_col[i], a, check, shadow, stats, flags)
+            if r != OK:
+                return r
         if i == peak_op:
             stats[S_IN_USE_AT_PEAK] = st.counters[:, IN_USE].sum()
+    # end of the stream: every deferred free, in order
+    while npend > 0:
+        j = pending[head]
+        a = _await_publish(addr_of, obj_col[j], stats, flags)
+        if a == UNPUBLISHED:
+            return ABORTED
+        r = _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check, shadow,
+                     stats, flags)
+        if r != OK:
+            return r
+        head = (head + 1) & mask
+        npend -= 1
     return OK
 
 

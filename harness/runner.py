@@ -23,6 +23,8 @@ from alloclab.strategies._heap import DEFAULT_ARENA_MB, Heap
 SLICE_OPS = 1 << 18
 WARMUP_OPS = 20_000
 MODES = ("serial", "threads")
+# threads mode's coupling between Ps (executor stats), reported with the counters
+PUBLISH_COUNTERS = {"deferred_frees": ex.S_DEFERRED, "publish_waits": ex.S_WAITS, "publish_yields": ex.S_YIELDS}
 
 
 @dataclass
@@ -80,6 +82,7 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
     shadow = np.zeros(heap.arena.shape[0] if check else 1, np.uint8)
     stats = ex.new_stats()
     stats_rows = [ex.new_stats() for _ in range(procs)]
+    pending = [np.zeros(ex.PENDING_CAP, np.int64) for _ in range(procs)] if mode == "threads" else []
     st = mod.make_state(config, heap, procs)
     align16 = bool(getattr(mod, "ALIGN16", True))
     sample = getattr(mod, "sample_memory", None)
@@ -87,13 +90,14 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
     flags = np.zeros(1, np.int64)
     status, fail_op, fail_addr, in_use_peak = ex.OK, -1, -1, -1
     per_p = []
+    extra = {}
     if mode == "serial":
         wall = 0.0
         for start in range(0, n, SLICE_OPS):
             end = min(n, start + SLICE_OPS)
             t0 = time.perf_counter()
             status = ex.replay(st, heap.arena64, trace.p, trace.op, trace.kind, trace.size, trace.obj, addr_of,
-                               start, end, check, align16, shadow, False, peak_op, stats, flags)
+                               start, end, check, align16, shadow, ex.SERIAL, peak_op, stats, flags)
             wall += time.perf_counter() - t0
             if sample is not None:
                 sample(st)
@@ -113,7 +117,7 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
             barrier.wait()
             t0 = time.perf_counter()
             results[p] = ex.replay(st, heap.arena64, *cols, addr_of, 0, cols[0].shape[0], check, align16,
-                                   shadow, True, -1, stats_rows[p], flags)
+                                   shadow, pending[p], -1, stats_rows[p], flags)
             times[p] = time.perf_counter() - t0
 
         threads = [threading.Thread(target=worker, args=(p,), daemon=True) for p in range(procs)]
@@ -127,6 +131,8 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
         if sample is not None:
             sample(st)
         per_p = times
+        # the harness's own coupling between Ps: frees that came before their alloc was published
+        extra = {name: int(sum(r[col] for r in stats_rows)) for name, col in PUBLISH_COUNTERS.items()}
         for p in range(procs):
             if results[p] not in (ex.OK, ex.ABORTED):
                 status = results[p]
@@ -154,7 +160,7 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
         if 0 <= fail_op < len(trace):
             err += (f": {'alloc' if trace.op[fail_op] == 0 else 'free'} of object {trace.obj[fail_op]}, "
                     f"{trace.size[fail_op]} B on P{trace.p[fail_op]}")
-    return RunResult(st_name, err, wall, counters, per_p, peak_mapped, in_use_peak, state=st)
+    return RunResult(st_name, err, wall, counters, per_p, peak_mapped, in_use_peak, extra=extra, state=st)
 
 
 def _prefix(trace, n):
@@ -202,8 +208,14 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
     return out
 
 
-def counters_dict(mod, counters: np.ndarray) -> dict[str, int]:
+def counters_dict(mod, result: RunResult) -> dict[str, int]:
+    """The run's counters by name: the standard ones, the strategy's extras, and the harness's
+    threads-mode coupling between Ps (PUBLISH_COUNTERS)."""
+    counters = result.counters
     d = {name: int(counters[i]) for i, name in C.STANDARD_NAMES.items()}
     for j, name in enumerate(getattr(mod, "EXTRA_COUNTERS", ())):
         d[name] = int(counters[C.EXTRA_BASE + j])
+    for k in PUBLISH_COUNTERS:
+        if k in result.extra:
+            d[k] = int(result.extra[k])
     return d

@@ -32,7 +32,7 @@ def _addresses(trace, config, arena_mb):
     st = mod.make_state(config, heap, trace.procs)
     addr_of = np.full(trace.nobj, ex.UNPUBLISHED, np.int64)
     status = ex.replay(st, heap.arena64, trace.p, trace.op, trace.kind, trace.size, trace.obj, addr_of, 0,
-                       len(trace), False, True, np.zeros(1, np.uint8), False, -1, ex.new_stats(), np.zeros(1, np.int64))
+                       len(trace), False, True, np.zeros(1, np.uint8), ex.SERIAL, -1, ex.new_stats(), np.zeros(1, np.int64))
     assert status == ex.OK
     return addr_of, st
 

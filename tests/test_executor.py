@@ -56,3 +56,59 @@ def test_generator_is_deterministic():
     assert not np.array_equal(a.size, c.size)
     a.validate()
     assert a.stats()["allocs"] == a.stats()["frees"]
+
+
+def test_threads_mode_defers_frees_until_published(arena_mb, monkeypatch):
+    """A free that arrives before its alloc is published is put aside, not waited on; a full ring waits
+    for its oldest entry; the end of the stream drains the ring. Driven by hand: P1's stream frees three
+    objects whose addresses a second thread publishes 0.2 s later, through a ring of two slots."""
+    import threading
+    import time
+
+    from alloclab.harness import executor as ex
+    from alloclab.strategies._heap import Heap
+    from alloclab.workloads.trace import Trace
+
+    mod = strategies.get("freelist")
+    heap = Heap(arena_mb << 20)
+    st = mod.make_state(mod.Config(), heap, 2)
+    n = 3
+    i64 = lambda xs: np.asarray(xs, np.int64)  # noqa: E731
+    alloc = Trace(np.zeros(n, np.int16), np.zeros(n, np.int8), np.zeros(n, np.int8), np.full(n, 64, np.int32),
+                  np.arange(n, dtype=np.int64), 2, {})
+    addr_of = np.full(n, ex.UNPUBLISHED, np.int64)
+    flags = np.zeros(1, np.int64)
+    assert ex.replay(st, heap.arena64, alloc.p, alloc.op, alloc.kind, alloc.size, alloc.obj, addr_of, 0, n,
+                     True, True, np.zeros(heap.arena.shape[0], np.uint8), ex.SERIAL, -1, ex.new_stats(), flags) == ex.OK
+    published = addr_of.copy()
+    addr_of[:] = ex.UNPUBLISHED                       # as if P0 had not got there yet
+    stats = ex.new_stats()
+    ring = np.zeros(2, np.int64)
+    out = []
+    worker = threading.Thread(target=lambda: out.append(ex.replay(
+        st, heap.arena64, np.ones(n, np.int16), np.ones(n, np.int8), np.zeros(n, np.int8), np.full(n, 64, np.int32),
+        i64([2, 0, 1]), addr_of, 0, n, False, True, np.zeros(1, np.uint8), ring, -1, stats, flags)))
+    worker.start()
+    time.sleep(0.2)
+    assert worker.is_alive()                            # the third free found the ring full and waits
+    for obj in range(n):
+        addr_of[obj] = published[obj]
+    worker.join(10)
+    assert out == [ex.OK]
+    assert stats[ex.S_DEFERRED] == 3 and stats[ex.S_WAITS] >= 1
+    assert int(st.counters[1, 1]) == 3                  # FREES on P1: every deferred free was done
+    assert mod.check(st) == []
+
+
+def test_threads_mode_with_a_tiny_ring_stays_correct(arena_mb, monkeypatch):
+    """Oversubscribed (6 Ps on this machine's cores) with a ring of 2: many full-ring waits, still checked."""
+    from alloclab.harness import executor as ex
+
+    monkeypatch.setattr(ex, "PENDING_CAP", 2)
+    tr = generate("random", procs=6, seed=4, ops=30000, dist="small", cross_p=0.5)
+    [(_, r)] = run_cell("freelist", strategies.get("freelist").Config(), tr, mode="threads", check=True,
+                        warmup=False, arena_mb=arena_mb)
+    assert r.status == "ok", r.error
+    s = tr.stats()
+    assert r.counters[0] == s["allocs"] and r.counters[1] == s["frees"]
+    assert r.extra["publish_waits"] <= r.extra["deferred_frees"]

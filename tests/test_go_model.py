@@ -58,7 +58,7 @@ def replay(trace, config=None, arena_mb=ARENA_MB):
     shadow = np.zeros(heap.arena.shape[0], np.uint8)
     stats = ex.new_stats()
     status = ex.replay(st, heap.arena64, trace.p, trace.op, trace.kind, trace.size, trace.obj, addr_of, 0,
-                       len(trace), True, False, shadow, False, -1, stats, np.zeros(1, np.int64))
+                       len(trace), True, False, shadow, ex.SERIAL, -1, stats, np.zeros(1, np.int64))
     assert status == ex.OK, (ex.STATUS_TEXT[status], int(stats[ex.S_FAIL_OP]))
     assert mod.check(st) == []
     return st, addr_of
@@ -353,7 +353,7 @@ def test_serial_runs_are_deterministic_and_mostly_fast_path():
     res = [run_cell("go", mod.Config(), tr, warmup=False, arena_mb=ARENA_MB, check=True)[0][1] for _ in range(2)]
     assert all(r.status == "ok" for r in res)
     assert np.array_equal(res[0].counters, res[1].counters)
-    c = counters_dict(mod, res[0].counters)
+    c = counters_dict(mod, res[0])
     small = c["allocs"] - c["tiny_allocs"]
     assert c["next_free_fast"] / small > 0.85
     assert c["fast_hits"] / c["allocs"] > 0.9
@@ -366,7 +366,7 @@ def test_gogc_defers_frees_to_gc_cycles():
     r1 = run_cell("go", mod.Config(gogc=100, gc_min_heap_kb=512), tr, warmup=False, arena_mb=ARENA_MB,
                   check=True)[0][1]
     assert r0.status == r1.status == "ok", (r0.error, r1.error)
-    c0, c1 = counters_dict(mod, r0.counters), counters_dict(mod, r1.counters)
+    c0, c1 = counters_dict(mod, r0), counters_dict(mod, r1)
     assert c0["gc_cycles"] == 0 and c1["gc_cycles"] >= 2
     assert r1.peak_mapped_bytes >= r0.peak_mapped_bytes
     st = r1.state

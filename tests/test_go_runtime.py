@@ -37,7 +37,7 @@ def _sane(tr, res, procs):
     # what 4096 ops of allocation could add between two samples) and is not absurdly large
     assert 0.5 * s["peak_live_bytes"] <= res.peak_mapped_bytes < 64 * s["peak_live_bytes"] + (64 << 20)
     assert res.in_use_at_peak > 0
-    c = counters_dict(G, res.counters)
+    c = counters_dict(G, res)
     assert c["heap_sys_peak"] >= c["heap_inuse_peak"] >= c["heap_alloc_peak"] > 0
     assert c["sys_peak"] >= c["heap_sys_peak"] and c["gc_cycles"] >= 0
     assert res.extra["go_version"].startswith("go") and res.extra["samples"] >= 1
@@ -57,7 +57,7 @@ def test_replays_web(web, mode):
 def test_gogc_trades_memory_for_collections(web):
     [(_, off)] = run_cell("go-runtime", G.Config(gogc=-1), web, reps=1)
     [(_, tight)] = run_cell("go-runtime", G.Config(gogc=25), web, reps=1)
-    c_off, c_tight = counters_dict(G, off.counters), counters_dict(G, tight.counters)
+    c_off, c_tight = counters_dict(G, off), counters_dict(G, tight)
     assert c_off["gc_cycles"] == 0 and c_tight["gc_cycles"] > 0
     # with the collector off every byte allocated stays: the heap ends near the trace's allocated bytes
     assert off.peak_mapped_bytes > 0.8 * web.stats()["alloc_bytes"]

@@ -124,7 +124,7 @@ def test_addresses_agree_with_python_reference(name, arena_mb):
     st = mod.make_state(mod.Config(), heap, 2)
     addr_of = np.full(tr.nobj, ex.UNPUBLISHED, np.int64)
     status = ex.replay(st, heap.arena64, tr.p, tr.op, tr.kind, tr.size, tr.obj, addr_of, 0, len(tr),
-                       False, True, np.zeros(1, np.uint8), False, -1, ex.new_stats(), np.zeros(1, np.int64))
+                       False, True, np.zeros(1, np.uint8), ex.SERIAL, -1, ex.new_stats(), np.zeros(1, np.int64))
     assert status == ex.OK
     replay_addresses(tr, addr_of.tolist())
 
