@@ -17,7 +17,7 @@ CONTENDED = 7     # acquisitions that found the lock held
 SPINS = 8         # backoff rounds spent waiting for locks
 IN_USE = 9        # bytes the strategy holds for live objects (rounded size)
 EXTRA_BASE = 16
-NCOUNTERS = 32
+NCOUNTERS = 40
 
 STANDARD_NAMES = {
     ALLOCS: "allocs", FREES: "frees", FAST_HITS: "fast_hits", REFILLS: "refills",

@@ -172,12 +172,49 @@ def test_freed_span_returns_its_pages_to_the_heap():
     nel = 128                                             # class 64 B: 128 per page
     objs = [ops.alloc(64) for _ in range(nel + 1)]        # the first span fills and is uncached (full list)
     for o in objs[:nel]:
-        ops.free(o)                                       # uncached span: each free sweeps its slot at once
+        ops.free(o)                                       # uncached span: 4 full batches of 32 sweep them
     st, addr = replay(ops.trace())
-    assert ctr(st, X("spans_returned")) == 1
+    assert ctr(st, X("spans_returned")) == 1 and ctr(st, X("free_batches")) == 4
     s0 = addr[objs[0]] >> 13
     assert st.spans[s0, mod.SP_STATE] == mod.SPAN_FREE and st.pagemap[s0] == -1
     assert ctr(st, C.IN_USE) == 64
+
+
+def test_frees_into_uncached_spans_are_swept_in_batches_under_one_lock():
+    nel = 128                                             # class 64 B: 128 per page
+    ops = Ops()
+    objs = [ops.alloc(64) for _ in range(nel + 1)]        # span 1 fills and goes to the full list
+    for o in objs[:3]:
+        ops.free(o)
+    st, addr = replay(ops.trace(), mod.Config(free_batch=4))
+    s = addr[objs[0]] >> 13
+    locks = ctr(st, C.LOCK_CENTRAL)
+    assert st.spans[s, mod.SP_ALLOCCOUNT] == nel          # three frees wait in the P's batch
+    assert ctr(st, X("batched_frees")) == 3 and ctr(st, X("free_batches")) == 0
+    assert ctr(st, C.IN_USE) == (nel + 1 - 3) * 64        # ... but are dead for IN_USE (check() agrees)
+    ops.free(objs[3])                                     # the fourth fills the batch: one lock hold sweeps 4
+    st, addr = replay(ops.trace(), mod.Config(free_batch=4))
+    assert st.spans[s, mod.SP_ALLOCCOUNT] == nel - 4 and ctr(st, X("free_batches")) == 1
+    assert ctr(st, C.LOCK_CENTRAL) == locks + 1
+    assert st.spans[s, mod.SP_LIST] == st.spans[s, mod.SP_SPC]   # moved from full to partial[spc]
+    st1, _ = replay(ops.trace(), mod.Config(free_batch=1))  # free_batch 1: a lock per free, as before batching
+    assert ctr(st1, C.LOCK_CENTRAL) == locks + 4 and st1.spans[s, mod.SP_ALLOCCOUNT] == nel - 4
+
+
+def test_batched_frees_are_reclaimed_before_the_heap_grows():
+    """Frees waiting in a batch must not make the heap map more (mheap.reclaim before grow)."""
+    ops = Ops()
+    big = [ops.alloc(16384, NOSCAN) for _ in range(255)]  # 255 two-page spans: ~4 MiB, the first growth step
+    for o in big:
+        ops.free(o)                                       # the last span stays cached; 254 go into batches
+    for _ in range(200):
+        ops.alloc(8192, NOSCAN)                           # another class: its refills do not sweep those batches
+    peaks = {}
+    for fb in (1, 1024):
+        st, _ = replay(ops.trace(), mod.Config(free_batch=fb))
+        peaks[fb] = int(st.meta[mod.MAPPED])
+        assert ctr(st, X("heap_grows")) == 1, fb
+    assert peaks[1] == peaks[1024] == 4 << 20
 
 
 def test_frees_into_a_cached_span_wait_for_its_sweep():

@@ -54,13 +54,16 @@ mcentral.py, mgc.py):
  9. A freed small object's span is found through the page→span map
     (spanOf) and its slot by the class's 32-bit division magic
     (mksizeclasses.go computeDivMagic). With ``gogc = 0`` (the default: frees
-    take effect at once, as for every other strategy), a slot in a span some
-    mcache holds gets its bit set in the span's ``freed`` bitmap (atomically:
-    other Ps set bits in the same words; a non-owner does it under the class
-    lock so that the owner cannot be sweeping); the sweep when that span is
-    uncached (step 4) folds it into allocBits, as mspan.sweep folds
-    gcmarkBits (mgcsweep.go). A slot in an uncached span is swept at once,
-    under the class lock: its allocBit cleared, a full span moved to partial.
+    take effect without a GC, as for every other strategy), a slot in a span
+    this P's mcache holds gets its bit set in the span's ``freed`` bitmap
+    (atomically: a batch of another P may set bits in the same word); the
+    sweep when the span is uncached (step 4) folds it into allocBits, as
+    mspan.sweep folds gcmarkBits (mgcsweep.go). Any other slot goes into the
+    P's batch for its span class (``free_batch``, 32); a batch is swept under
+    one class-lock hold when full, when the P refills that class, or before
+    the heap grows (mheap.reclaim): a slot in an uncached span has its
+    allocBit cleared and a full span moves to partial; a slot in a cached
+    span gets its freed bit.
 10. A span whose last object is freed goes back to the page allocator
     (mheap.freeSpan; spans_returned). Pages never go back to the OS (the
     scavenger is not modelled) and never into a page cache.
@@ -102,9 +105,11 @@ Where the model departs from Go, and why:
    the model run traces from malloc/free programs at all.
  - mcentral's partial/full sets are doubly linked lists under the class
    lock, not lock-free spanSets split into swept/unswept halves; spans on
-   them are always swept, so one half each is enough. A free into an
-   uncached span therefore takes the class lock, which Go's sweeper also
-   does per span, not per object.
+   them are always swept, so one half each is enough. Frees into spans a P
+   does not cache are swept in per-P batches under the class lock (Go's
+   sweeper takes a span at a time, by CAS on its sweepgen, never per object);
+   a batched slot is reused up to ``free_batch`` frees later than an
+   immediate free would allow.
  - A span's record is the row of its first page, so making a span allocates
    nothing (Go: mspan from P.mspancache / fixalloc under the heap lock).
  - Large spans go on mcentral[class 0]'s full list only with gogc > 0 (the
@@ -257,6 +262,10 @@ class Config(ConfigBase):
                           "modelled GC cycle at heap goal = live x (1 + N/100): more memory, fewer sweeps")
     gc_min_heap_kb: int = param(4096, lo=64, hi=1 << 20, tune=False,
                                 doc="heap goal floor at GOGC=100 (Go: 4 MiB, scaled by gogc/100)")
+    free_batch: int = param(32, lo=1, hi=1024, log=True, tune=False,
+                            doc="gogc = 0: frees of slots in spans the P does not cache are swept in batches of "
+                                "this many per span class, one class-lock hold each (not a Go knob: Go's sweeper "
+                                "frees a span's dead objects in one pass): larger = fewer lock trips, slots reused later")
 
     def _validate_combination(self) -> None:
         table = _table(sizeclasses.GenParams.of(self))
@@ -300,6 +309,7 @@ class State(NamedTuple):
     lists: np.ndarray      # (2 * nspc + MAX_STACK_ORDERS, 4) int64 mSpanList head/tail/len
     mc: np.ndarray         # (nprocs, MC_ALLOC + nspc padded) int64 per-P mcache and P-local words
     mcu: np.ndarray        # uint64 view of mc (page cache bits)
+    fbuf: np.ndarray       # (nprocs, nspc, free_batch + 1) int64: per-P batches of freed addresses (mcentral.py)
     tinyref: np.ndarray    # (arena / tiny_size,) int8 tiny block counts
     t_size: np.ndarray     # class_to_size
     t_npages: np.ndarray   # class_to_allocnpages
@@ -358,6 +368,7 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     cfg[C_NPROCS] = nprocs
     cfg[C_ARENA_PAGES] = arena_pages
     cfg[C_LISTS_STACK] = 2 * nspc
+    cfg[C_FREE_BATCH] = config.free_batch
 
     gl = np.zeros(NGL, np.int64)
     gl[GL_GF_STACK] = -1
@@ -383,6 +394,7 @@ def make_state(config: Config, heap, nprocs: int) -> State:
         pagemap=np.full(arena_pages, -1, np.int32),
         pa=np.full(arena_pages // 64 + 2, np.iinfo(np.uint64).max, np.uint64),
         lists=lists, mc=mc, mcu=mc.view(np.uint64),
+        fbuf=np.zeros((nprocs, nspc, config.free_batch + 1), np.int64),
         tinyref=np.zeros(arena_bytes // tiny if tiny else 1, np.int8),
         t_size=t.class_to_size.copy(), t_npages=t.class_to_npages.copy(), t_magic=t.class_to_divmagic.copy(),
         t_nelems=t.class_nelems.copy(), t_c8=t.size_to_class8.astype(np.int64),
@@ -452,6 +464,24 @@ def check(st: State) -> list[str]:
     covered = np.zeros(end, bool)
     live_bytes = 0          # what IN_USE must add up to
     stack_pool_free: dict[int, int] = {}
+    # slots waiting in the Ps' free batches: allocated in allocBits, dead for IN_USE
+    batched: dict[int, list[int]] = {}
+    for p in range(nprocs):
+        total = 0
+        for spc in range(nspc):
+            n = int(st.fbuf[p, spc, 0])
+            total += n
+            if not 0 <= n < max(int(cfg[C_FREE_BATCH]), 1):
+                errs.append(f"P{p}: free batch of class {spc} holds {n} entries")
+                continue
+            for addr in st.fbuf[p, spc, 1:n + 1].tolist():
+                s = int(st.pagemap[addr >> shift]) if 0 <= addr >> shift < st.pagemap.shape[0] else -1
+                if s < 0 or int(spans[s, SP_SPC]) != spc or int(spans[s, SP_STATE]) != SPAN_SMALL:
+                    errs.append(f"P{p}: batched free {addr} is not in a span of class {spc}")
+                    continue
+                batched.setdefault(s, []).append(addr)
+        if total != int(st.mc[p, MC_FB_TOTAL]):
+            errs.append(f"P{p}: {total} batched frees but MC_FB_TOTAL says {int(st.mc[p, MC_FB_TOTAL])}")
     heads = np.flatnonzero(spans[:dummy, SP_STATE] != SPAN_FREE)
     for s in heads.tolist():
         row = spans[s]
@@ -483,6 +513,11 @@ def check(st: State) -> list[str]:
             if freed_b[nel:].any() or (freed_b[:nel] & ~alloc_b).any():
                 errs.append(f"{tag}: a freed bit marks a slot that is not allocated")
             live = alloc_b & ~freed_b[:nel]
+            for addr in batched.get(s, ()):
+                i = (addr - s * page) // esize       # the address of a pointerful object is past its header
+                if (addr - s * page) % esize not in (0, int(cfg[C_HEADER])) or not live[i]:
+                    errs.append(f"{tag}: batched free {addr} is not a live slot (twice, or misplaced)")
+                live[i] = False
             owner, li = int(row[SP_OWNER]), int(row[SP_LIST])
             if owner >= 0:
                 if owner >= nprocs or st.mc[owner, MC_ALLOC + spc] != s:

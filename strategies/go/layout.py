@@ -40,6 +40,7 @@ C_G_SIZE = 27
 C_NPROCS = 28
 C_ARENA_PAGES = 29
 C_LISTS_STACK = 30       # first stack-pool list id
+C_FREE_BATCH = 31        # explicit frees a P batches per span class before one class-lock hold (gogc = 0)
 NCFG = 32
 
 # ---------------------------------------------------------------- spans: one row per mspan
@@ -80,6 +81,7 @@ MC_GF_HEAD = 6        # p.gFree list head (G address), -1 = empty
 MC_GF_N = 7
 MC_GF_READY = 8       # starting-size stack of the G handed out last, waiting for its stack alloc
 MC_GF_ORPHAN = 9      # starting-size stack freed before its G: attached at the next gfput
+MC_FB_TOTAL = 10      # frees waiting in this P's batches (fbuf), all classes
 MC_SC_LIST = 16       # stackcache[order].list, 8 slots
 MC_SC_SIZE = 24       # stackcache[order].size, 8 slots
 MC_ALLOC = 32
@@ -137,6 +139,8 @@ EXTRA_COUNTERS: tuple[str, ...] = (
     "gfree_moves",         # G descriptors moved between a P's list and the global one
     "g_stack_reuse",       # starting stacks reused together with their G
     "gc_cycles",           # modelled GC cycles (gogc > 0)
+    "free_batches",        # batches of explicit frees swept under one class-lock hold (gogc = 0)
+    "batched_frees",       # frees that went through a batch (slot in a span this P does not cache)
 )
 X_NFF = EXTRA_BASE + 0
 X_NEXT_FREE = EXTRA_BASE + 1
@@ -154,3 +158,5 @@ X_GF_REUSE = EXTRA_BASE + 12
 X_GF_MOVES = EXTRA_BASE + 13
 X_G_STACK = EXTRA_BASE + 14
 X_GC = EXTRA_BASE + 15
+X_FREE_BATCHES = EXTRA_BASE + 16
+X_BATCHED_FREES = EXTRA_BASE + 17

@@ -21,9 +21,9 @@ from alloclab.strategies.go.layout import (
     SP_NPAGES, SPAN_LARGE, X_LARGE, X_NEXT_FREE, X_NFF, X_TINY, X_TINY_BLOCKS,
 )
 from alloclab.strategies.go.mbitmap import next_free_fast, next_free_index
-from alloclab.strategies.go.mcentral import free_small_slot, mcache_refill, mcentral_uncache
+from alloclab.strategies.go.mcentral import free_small_slot, mcache_refill, mcentral_uncache, mheap_alloc
 from alloclab.strategies.go.mgc import maybe_gc
-from alloclab.strategies.go.mheap import list_push_tail, mheap_alloc_span, mheap_free_span
+from alloclab.strategies.go.mheap import list_push_tail, mheap_free_span
 
 
 @kernel(inline="always")
@@ -142,7 +142,7 @@ def malloc_large(st, p, size, noscan):
     shift = cfg[C_PAGE_SHIFT]
     npages = (size + cfg[C_PAGE_SIZE] - 1) >> shift
     nbytes = npages << shift
-    s = mheap_alloc_span(st, p, npages, SPAN_LARGE, noscan, nbytes, 1, 0, -1)
+    s = mheap_alloc(st, p, npages, SPAN_LARGE, noscan, nbytes, 1, 0, -1)
     if s < 0:
         return -1
     st.spans[s, SP_FREEINDEX] = 1

@@ -247,8 +247,10 @@ def heap_lock_index(st):
 
 
 @kernel
-def mheap_alloc_pages(st, p, npages):
-    """The page half of mheap.allocSpan: page cache for small requests, else the heap lock. Page index or -1."""
+def mheap_alloc_pages(st, p, npages, may_grow):
+    """The page half of mheap.allocSpan: page cache for small requests, else the heap lock. Page index or -1.
+
+    ``may_grow`` False: -1 rather than map more (the caller reclaims first, mcentral.mheap_alloc)."""
     cfg = st.cfg
     lk = heap_lock_index(st)
     if cfg[C_PCACHE_PAGES] > 0 and npages < cfg[C_PCACHE_MAXN]:
@@ -263,7 +265,7 @@ def mheap_alloc_pages(st, p, npages):
             return pg
     spin_lock(st.locks, lk, st.counters, p, LOCK_GLOBAL)
     pg = pages_alloc(st, npages)
-    if pg < 0:
+    if pg < 0 and may_grow:
         if mheap_grow(st, p, npages):
             pg = pages_alloc(st, npages)
     spin_unlock(st.locks, lk)
@@ -295,9 +297,9 @@ def span_init(st, s, npages, state, spc, elemsize, nelems, magic, owner):
 
 
 @kernel
-def mheap_alloc_span(st, p, npages, state, spc, elemsize, nelems, magic, owner):
+def mheap_alloc_span(st, p, npages, state, spc, elemsize, nelems, magic, owner, may_grow):
     """mheap.allocSpan: pages plus an initialised span record; span id (= first page) or -1."""
-    pg = mheap_alloc_pages(st, p, npages)
+    pg = mheap_alloc_pages(st, p, npages, may_grow)
     if pg < 0:
         return -1
     span_init(st, pg, npages, state, spc, elemsize, nelems, magic, owner)

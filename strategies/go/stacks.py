@@ -44,7 +44,8 @@ from alloclab.strategies.go.layout import (
     X_G_STACK, X_GF_MOVES, X_GF_REUSE, X_SC_HITS, X_SC_REFILLS, X_SC_RELEASES,
 )
 from alloclab.strategies.go.mcache import mallocgc
-from alloclab.strategies.go.mheap import list_push_head, list_remove, mheap_alloc_span, mheap_free_span
+from alloclab.strategies.go.mcentral import mheap_alloc
+from alloclab.strategies.go.mheap import list_push_head, list_remove, mheap_free_span
 
 
 @kernel(inline="always")
@@ -72,7 +73,7 @@ def stackpool_alloc(st, p, order):
         npages = cfg[C_STACK_SPAN_PAGES]
         esize = cfg[C_FIXED_STACK] << order
         nel = (npages << cfg[C_PAGE_SHIFT]) // esize
-        s = mheap_alloc_span(st, p, npages, SPAN_STACK_POOL, order, esize, nel, 0, -1)
+        s = mheap_alloc(st, p, npages, SPAN_STACK_POOL, order, esize, nel, 0, -1)
         if s < 0:
             return -1
         head = -1
@@ -183,7 +184,7 @@ def stackalloc(st, p, n):
         return x
     shift = st.cfg[C_PAGE_SHIFT]
     npages = (n + st.cfg[C_PAGE_SIZE] - 1) >> shift
-    s = mheap_alloc_span(st, p, npages, SPAN_STACK_LARGE, 0, n, 1, 0, -1)
+    s = mheap_alloc(st, p, npages, SPAN_STACK_LARGE, 0, n, 1, 0, -1)
     if s < 0:
         return -1
     st.spans[s, SP_ALLOCCOUNT] = 1
