@@ -15,7 +15,8 @@ def add_commands(sub, parser_class) -> None:
     s = sub.add_parser("tune", help="search a strategy's parameters with Optuna")
     s.add_argument("-s", "--strategy", required=True)
     s.add_argument("-w", "--workloads", required=True, help="tuning workloads, comma-separated")
-    s.add_argument("--objective", default="memory", help="memory, time, locks, or several comma-separated (Pareto)")
+    s.add_argument("--objective", default="memory", help="memory (peak mapped / live), inuse (peak bytes in spans / live, finer), time, locks, "
+                        "or several comma-separated (Pareto)")
     s.add_argument("--trials", type=_positive_int, default=50, help="trials to add to the study")
     s.add_argument("--timeout", type=_positive_int, help="stop adding trials after this many seconds")
     s.add_argument("--storage", help="Optuna storage: SQLAlchemy URL, journal:PATH or PATH.log "
@@ -136,7 +137,8 @@ def _print_validation(rows):
             print(f"  {r['group']:<32} {r['workload']:<12} seed {r['seed']}: {r['status']}")
             continue
         print(f"  {r['group']:<32} {r['workload']:<12} seed {r['seed']:>5}: overhead {r['default_overhead']:.3f} -> "
-              f"{r['tuned_overhead']:.3f} ({r['overhead_change']:+.1%}), ns/op {r['default_ns']:.1f} -> "
+              f"{r['tuned_overhead']:.3f} ({r['overhead_change']:+.1%}), in-use {r['default_inuse']:.3f} -> "
+              f"{r['tuned_inuse']:.3f} ({r['inuse_change']:+.1%}), ns/op {r['default_ns']:.1f} -> "
               f"{r['tuned_ns']:.1f} ({r['ns_change']:+.1%})")
     for group in ("tuning workload, held-out seed", "held-out workload"):
         g = [r for r in ok if r["group"] == group]
@@ -144,6 +146,7 @@ def _print_validation(rows):
             import statistics
 
             print(f"  median over {group}s: overhead {statistics.median(r['overhead_change'] for r in g):+.1%}, "
+                  f"in-use {statistics.median(r['inuse_change'] for r in g):+.1%}, "
                   f"ns/op {statistics.median(r['ns_change'] for r in g):+.1%}")
 
 

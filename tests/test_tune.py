@@ -72,6 +72,14 @@ def test_objective_values_are_deterministic_in_serial():
     a = T.evaluate(spec, strategies.get("go").Config())
     b = T.evaluate(spec, strategies.get("go").Config())
     assert a["values"]["memory"] == b["values"]["memory"] and a["values"]["locks"] == b["values"]["locks"]
+    # the in-use measure (bytes in spans) is finer than mapped memory and never above it
+    assert a["values"]["inuse"] == b["values"]["inuse"] and 1.0 < a["values"]["inuse"] <= a["values"]["memory"]
+
+
+def test_inuse_objective_falls_back_to_mapped_without_span_accounting():
+    spec = T.TuneSpec("freelist", ["web"], ["inuse"], scale=0.01).validate()
+    v = T.evaluate(spec, strategies.get("freelist").Config())["values"]
+    assert v["inuse"] == v["memory"]
 
 
 def test_held_out_validation_rows():
@@ -81,10 +89,11 @@ def test_held_out_validation_rows():
     groups = {r["group"] for r in rows}
     assert groups == {"tuning workload, held-out seed", "held-out workload"}
     assert all(r["status"] == "ok" and r["seed"] not in (spec.seed,) for r in rows)
+    assert all(r["inuse_change"] == r["tuned_inuse"] / r["default_inuse"] - 1 for r in rows)
 
 
 @pytest.mark.parametrize("argv,msg", [
-    (["--objective", "speed"], "choose one or more of memory, time, locks"),
+    (["--objective", "speed"], "choose one or more of memory, inuse, time, locks"),
     (["--fix", "nosuch=1"], "has no config field(s) nosuch"),
     (["--storage", "nosuchdb://x"], "storage 'nosuchdb://x'"),
 ])

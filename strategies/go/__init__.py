@@ -151,6 +151,7 @@ doc says what it trades. Invariants: see ``check`` and each tier file.
         pages per large object, the power-of-two size per stack, the slot per
         live G descriptor
     pages of spans + free pages + pages in page caches == mapped pages
+    gl[GL_SPAN_PAGES] == pages of spans <= gl[GL_SPAN_PAGES_PEAK]
 """
 from __future__ import annotations
 
@@ -428,6 +429,12 @@ def free(st, p, addr, size, kind):
     freegc(st, p, addr, size, 1 if kind == KIND_NOSCAN else 0)
 
 
+def peak_inuse_bytes(st: State) -> int:
+    """Peak bytes in spans (Go's HeapInuse + StackInuse): what peak mapped memory is before it is
+    rounded up to the 4 MiB growth step. Exact in serial replay."""
+    return int(st.gl[GL_SPAN_PAGES_PEAK]) * int(st.cfg[C_PAGE_SIZE])
+
+
 # ---------------------------------------------------------------------------------------------- check
 
 def _popcount(words: np.ndarray) -> int:
@@ -587,6 +594,9 @@ def check(st: State) -> list[str]:
     nfree = int((~pa_alloc).sum())
     if nfree != int(gl[GL_FREE_PAGES]):
         errs.append(f"free page count {int(gl[GL_FREE_PAGES])} != {nfree} clear bits")
+    if int(covered.sum()) != int(gl[GL_SPAN_PAGES]) or int(gl[GL_SPAN_PAGES]) > int(gl[GL_SPAN_PAGES_PEAK]):
+        errs.append(f"span page count {int(gl[GL_SPAN_PAGES])} (peak {int(gl[GL_SPAN_PAGES_PEAK])}) != "
+                    f"{int(covered.sum())} pages in spans")
     if int(covered.sum()) + nfree + int(pc.sum()) != end:
         errs.append("spans + free pages + page-cache pages != mapped pages")
     if end and int(gl[GL_SEARCH]) < end and pa_alloc[:int(gl[GL_SEARCH])].sum() != min(int(gl[GL_SEARCH]), end):

@@ -100,7 +100,9 @@ GL_ARENAS = 8 * 8
 GL_GF_STACK = 9 * 8       # sched.gFree.stack head
 GL_GF_NOSTACK = 10 * 8    # sched.gFree.noStack head
 GL_GF_N = 11 * 8
-NGL = 12 * 8
+GL_SPAN_PAGES = 12 * 8     # pages in spans (Go: HeapInuse + StackInuse, in pages); atomic
+GL_SPAN_PAGES_PEAK = 13 * 8  # its peak (exact in serial replay; a racy max in threads mode)
+NGL = 14 * 8
 
 # ---------------------------------------------------------------- locks: lock k at index k * 8
 # [0, nspc): mcentral[spc]; then the ones below, offset by nspc
