@@ -51,6 +51,7 @@ OUTSIDE = 3
 OVERLAP = 4
 CLOBBERED = 5
 ABORTED = 6
+NOT_READY = -1   # internal: a deferred free's address has not arrived yet
 STATUS_TEXT = {
     OK: "ok", OOM: "arena exhausted (out of memory)", BAD_ALIGN: "misaligned address",
     OUTSIDE: "address outside mapped memory", OVERLAP: "object overlaps a live object",
@@ -180,6 +181,20 @@ def _await_publish(addr_of, obj, stats, flags):
             sched_yield()
 
 
+@kernel(inline="always")
+def _retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, wait, check, shadow, stats, flags):
+    """Do deferred free ``j`` if its address has arrived (with ``wait``: once it does); NOT_READY if not."""
+    if wait:
+        a = _await_publish(addr_of, obj_col[j], stats, flags)
+        if a == UNPUBLISHED:
+            return ABORTED
+    else:
+        a = atomic_load(addr_of, obj_col[j])
+        if a == UNPUBLISHED:
+            return NOT_READY
+    return _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check, shadow, stats, flags)
+
+
 @kernel
 def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
            start, stop, check, align16, shadow, pending, peak_op, stats, flags):
@@ -193,12 +208,10 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
         # retire deferred frees whose address has arrived, oldest first; polled every
         # POLL_EVERY ops, since the line polled is one the other P is writing
         while npend > 0 and (i & (POLL_EVERY - 1)) == 0:
-            j = pending[head]
-            a = atomic_load(addr_of, obj_col[j])
-            if a == UNPUBLISHED:
+            r = _retire(st, arena, real, pending[head], p_col, kind_col, size_col, obj_col, addr_of, False, check,
+                        shadow, stats, flags)
+            if r == NOT_READY:
                 break
-            r = _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check, shadow,
-                         stats, flags)
             if r != OK:
                 return r
             head = (head + 1) & mask
@@ -218,12 +231,8 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
                     stats[S_DEFERRED] += 1
                     if npend > mask:
                         # the ring is full: wait for its oldest entry (see the module docstring)
-                        j = pending[head]
-                        a = _await_publish(addr_of, obj_col[j], stats, flags)
-                        if a == UNPUBLISHED:
-                            return ABORTED
-                        r = _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check,
-                                     shadow, stats, flags)
+                        r = _retire(st, arena, real, pending[head], p_col, kind_col, size_col, obj_col, addr_of,
+                                    True, check, shadow, stats, flags)
                         if r != OK:
                             return r
                         head = (head + 1) & mask
@@ -240,12 +249,8 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
             stats[S_IN_USE_AT_PEAK] = st.counters[:, IN_USE].sum()
     # end of the stream: every deferred free, in order
     while npend > 0:
-        j = pending[head]
-        a = _await_publish(addr_of, obj_col[j], stats, flags)
-        if a == UNPUBLISHED:
-            return ABORTED
-        r = _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check, shadow,
-                     stats, flags)
+        r = _retire(st, arena, real, pending[head], p_col, kind_col, size_col, obj_col, addr_of, True, check,
+                    shadow, stats, flags)
         if r != OK:
             return r
         head = (head + 1) & mask

@@ -135,13 +135,12 @@ def free_small_slot(st, p, s, addr):
         with the rest of the batch.
     """
     spans = st.spans
-    if st.cfg[C_GOGC] > 0:
+    gogc = st.cfg[C_GOGC]
+    if gogc > 0 or spans[s, SP_OWNER] == p:
         idx = ((addr - spans[s, SP_BASE]) * spans[s, SP_DIVMAGIC]) >> 32
         atomic_add(st.freed, s * st.cfg[C_W] + (idx >> 6), np.int64(1) << (idx & 63))
-        st.mc[p, MC_DEAD] += spans[s, SP_ELEMSIZE]
-    elif spans[s, SP_OWNER] == p:
-        idx = ((addr - spans[s, SP_BASE]) * spans[s, SP_DIVMAGIC]) >> 32
-        atomic_add(st.freed, s * st.cfg[C_W] + (idx >> 6), np.int64(1) << (idx & 63))
+        if gogc > 0:
+            st.mc[p, MC_DEAD] += spans[s, SP_ELEMSIZE]
     else:
         spc = spans[s, SP_SPC]
         fb = st.fbuf
