@@ -33,7 +33,7 @@ from alloclab.harness import results as R
 from alloclab.harness import runner
 from alloclab.strategies._config import ConfigError
 
-BUILTIN_SUITES = ("quick", "full")
+BUILTIN_SUITES = ("quick", "full", "targets", "scaling")
 MATRIX_KEYS = {"strategies", "workloads", "procs", "modes", "configs"}
 SUITE_KEYS = {"name", "description", "reps", "seed", "arena_mb"}
 

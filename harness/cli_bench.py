@@ -11,7 +11,7 @@ def add_commands(sub, parser_class) -> None:
     from alloclab.harness.cli import _positive_int
 
     s = sub.add_parser("bench", help="run a suite of cells into a results folder")
-    s.add_argument("--suite", default="quick", help="quick, full, or a suite TOML file")
+    s.add_argument("--suite", default="quick", help="quick, full, targets, scaling, or a suite TOML file")
     s.add_argument("--reps", type=_positive_int, help="repetitions per cell (overrides the suite)")
     s.add_argument("--out", help="results folder (default results/<run-id>)")
     s.add_argument("--resume", action="store_true", help="complete an interrupted run folder (--out)")

@@ -129,6 +129,28 @@ def geomeans(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).sort_values("geomean_rel_time")
 
 
+def scaling_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Threads mode: throughput at N Ps over throughput at 1 P, per strategy and workload.
+
+    speed-up = median ns/op at 1 P / median ns/op at N Ps, with a bootstrap
+    interval over both cells' repetitions; efficiency = speed-up / N. Each
+    P replays its own stream of the same trace, so the work is the same.
+    """
+    cols = ["label", "workload", "procs", "ns_per_op", "speedup", "lo", "hi", "efficiency", "locks_per_kop", "contended"]
+    thr = summary[summary["mode"] == "threads"]
+    rows = []
+    for (lab, wl), g in thr.groupby(["label", "wlabel"], sort=True):
+        one = g[g["procs"] == 1]
+        if one.empty:
+            continue
+        base = one.iloc[0]["_samples"]
+        for _, r in g.sort_values("procs").iterrows():
+            sp, lo, hi = S.ratio_ci(base, r["_samples"])
+            rows.append(dict(label=lab, workload=wl, procs=int(r["procs"]), ns_per_op=r["ns_per_op"], speedup=sp, lo=lo,
+                             hi=hi, efficiency=sp / r["procs"], locks_per_kop=r["locks_per_kop"], contended=r["contended"]))
+    return pd.DataFrame(rows, columns=cols)
+
+
 def claims_table(summary: pd.DataFrame) -> pd.DataFrame:
     ser = summary[summary["mode"] == "serial"]
     rows = []
@@ -435,6 +457,7 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Pat
         baseline_note = ""
     gm = geomeans(summary, baseline)
     claims = claims_table(summary)
+    scaling = scaling_table(summary)
     figs = make_figures(summary, df, baseline)
     recs = tuning_records(run_dirs)
     tune_figs = [f for rec in recs for f in tuning_figures(rec)]
@@ -449,9 +472,10 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Pat
     out.mkdir(parents=True, exist_ok=True)
     cells = _cells_table(summary)
     _atomic_text(out / "summary.csv", cells.to_csv(index=False))
-    _write_md(out, cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables)
+    _write_md(out, cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables, scaling)
     index = out / "index.html"
-    _atomic_text(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables))
+    _atomic_text(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables,
+                              scaling))
     return index
 
 
@@ -478,7 +502,12 @@ def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
     return c
 
 
-def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=()):
+SCALING_TITLE = "Threads mode: speed-up over 1 P"
+SCALING_NOTE = ("speed-up = ns/op at 1 P / ns/op at N Ps (medians; lo..hi a 95% bootstrap interval); "
+                "efficiency = speed-up / N. Past the machine's core count the Ps share cores.")
+
+
+def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=(), scaling=None):
     parts = [f"# alloclab report\n\nBaseline: `{baseline}` {note}\n"]
     parts.append("## Machine and commit\n")
     for m in metas:
@@ -489,6 +518,9 @@ def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_
     parts.append(_md_table(_claims_view(claims)))
     parts.append("\n## Geometric means over workloads (serial)\n")
     parts.append(_md_table(gm))
+    if scaling is not None and not scaling.empty:
+        parts.append(f"\n## {SCALING_TITLE}\n\n{SCALING_NOTE}\n")
+        parts.append(_md_table(scaling))
     for slug, title, png in figs:
         (out / f"{slug}.png").write_bytes(png)
         parts.append(f"\n## {title}\n\n![{title}]({slug}.png)\n")
@@ -515,7 +547,7 @@ def _html_table(df: pd.DataFrame) -> str:
     return "\n".join(h)
 
 
-def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=()) -> str:
+def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=(), scaling=None) -> str:
     css = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
            "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
            "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:1em 0}"
@@ -532,6 +564,8 @@ def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), 
     body.append("</ul>")
     body.append("<h2>The article's claims</h2>" + _html_table(_claims_view(claims)))
     body.append("<h2>Geometric means over workloads (serial)</h2>" + _html_table(gm))
+    if scaling is not None and not scaling.empty:
+        body.append(f"<h2>{SCALING_TITLE}</h2><p>{html.escape(SCALING_NOTE)}</p>" + _html_table(scaling))
     for slug, title, png in figs:
         b64 = base64.b64encode(png).decode()
         body.append(f"<h2>{html.escape(title)}</h2><img id='fig-{slug}' alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>")

@@ -209,3 +209,27 @@ def test_report_of_threads_only_rows(run_dir, tmp_path):
     out = tmp_path / "rep"
     assert main(["report", str(only), "-o", str(out)]) == 0
     assert (out / "scaling.png").exists() and "Throughput against the number of Ps" in (out / "index.html").read_text()
+    assert "Threads mode: speed-up over 1 P" in (out / "report.md").read_text()
+
+
+def test_scaling_table_ratios():
+    """speed-up = median ns/op at 1 P over median at N Ps; efficiency = speed-up / N; no 1-P cell, no row."""
+    from alloclab.harness.report import scaling_table
+    rows = [dict(mode="threads", label="go", wlabel="web", procs=1, ns_per_op=100.0, _samples=[99.0, 100.0, 101.0]),
+            dict(mode="threads", label="go", wlabel="web", procs=4, ns_per_op=40.0, _samples=[39.0, 40.0, 41.0]),
+            dict(mode="threads", label="bitmap", wlabel="web", procs=2, ns_per_op=50.0, _samples=[50.0]),
+            dict(mode="serial", label="go", wlabel="web", procs=1, ns_per_op=90.0, _samples=[90.0])]
+    s = pd.DataFrame(rows).assign(locks_per_kop=1.0, contended=0)
+    t = scaling_table(s)
+    assert list(t["label"]) == ["go", "go"] and list(t["procs"]) == [1, 4]
+    four = t[t["procs"] == 4].iloc[0]
+    assert four["speedup"] == pytest.approx(2.5) and four["efficiency"] == pytest.approx(0.625)
+    assert four["lo"] <= 2.5 <= four["hi"]
+
+
+@pytest.mark.parametrize("name", bench.BUILTIN_SUITES)
+def test_builtin_suites_load(name):
+    s = bench.load_suite(name)
+    assert s.cells and s.reps >= 1
+    if name == "scaling":
+        assert sorted({c.procs for c in s.cells}) == [1, 2, 4, 8, 16] and all(c.mode == "threads" for c in s.cells)
