@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 from alloclab.strategies._kernel import kernel
 
+from alloclab.strategies import _aligned as aligned
 from alloclab.strategies._atomics import atomic_load, atomic_store, sched_yield
 from alloclab.strategies._atomics import peek_u8, poke_u8, peek_i64, poke_i64
 from alloclab.strategies._counters import ALLOCS, FREES, IN_USE
@@ -67,9 +68,11 @@ S_WAITS = 4       # threads mode: times the P stopped to wait for a publish (rin
 S_YIELDS = 5      # threads mode: sched_yield calls while waiting
 S_LEN = 8
 
-# threads mode: deferred frees a P may hold before it must wait (x 8 bytes per P). Large enough
-# that, with two Ps at full speed, a P waits only at the end of its stream (web, 2 Ps: ~1/4 of
-# frees are cross-P, a few thousand ops ahead of their alloc at most).
+# threads mode: deferred frees a P may hold before it must wait (x 8 bytes per P). What it trades:
+# two Ps at the same speed still drift apart by thousands of ops, and a full ring stops the one
+# ahead (web at 2 Ps, scale 0.3, 16-core machine: ~6,000 stops); but a deferred free is an
+# object kept alive, so a larger ring inflates threads-mode peak memory (65,536 slots: ~6,000
+# stops fewer, and go's peak mapped on the same trace went from 24 MiB to 40 MiB in one run).
 PENDING_CAP = 4096
 POLL_EVERY = 64          # ops between looks at the oldest deferred free's address (a power of two)
 SPINS_BEFORE_YIELD = 64   # loads before each sched_yield: a yield is a syscall (~0.3-1 us)
@@ -259,6 +262,6 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
 
 
 def new_stats() -> np.ndarray:
-    s = np.zeros(S_LEN, np.int64)
+    s = aligned.zeros(S_LEN)   # a line of its own: each P writes its row while others run
     s[S_IN_USE_AT_PEAK] = -1
     return s

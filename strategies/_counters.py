@@ -17,7 +17,13 @@ CONTENDED = 7     # acquisitions that found the lock held
 SPINS = 8         # backoff rounds spent waiting for locks
 IN_USE = 9        # bytes the strategy holds for live objects (rounded size)
 EXTRA_BASE = 16
-NCOUNTERS = 40
+NCOUNTERS = 40   # x 8 bytes = 5 cache lines a row; rows start on a line (new_counters)
+
+
+def new_counters(nprocs: int):
+    """The (nprocs, NCOUNTERS) counter rows, the first on a cache-line boundary."""
+    from alloclab.strategies._aligned import zeros
+    return zeros((nprocs, NCOUNTERS))
 
 STANDARD_NAMES = {
     ALLOCS: "allocs", FREES: "frees", FAST_HITS: "fast_hits", REFILLS: "refills",

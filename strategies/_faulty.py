@@ -21,7 +21,7 @@ import numpy as np
 
 from alloclab.strategies import _dispatch
 from alloclab.strategies._config import ConfigBase, param
-from alloclab.strategies._counters import IN_USE, NCOUNTERS
+from alloclab.strategies._counters import IN_USE, new_counters
 from alloclab.strategies._heap import MAPPED, heap_map
 from alloclab.strategies._kernel import kernel
 
@@ -44,7 +44,7 @@ class State(NamedTuple):
 
 
 def make_state(config, heap, nprocs):
-    return State(np.zeros((nprocs, NCOUNTERS), np.int64), heap.meta, heap.arena,
+    return State(new_counters(nprocs), heap.meta, heap.arena,
                  np.array([0, -1, config.mode], np.int64))
 
 

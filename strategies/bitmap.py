@@ -70,7 +70,7 @@ from alloclab.strategies import _dispatch
 from alloclab.strategies import _sizeclass_simple as sc
 from alloclab.strategies._atomics import spin_lock, spin_unlock
 from alloclab.strategies._config import ConfigBase, param
-from alloclab.strategies._counters import EXTRA_BASE, IN_USE, LOCK_CENTRAL, LOCK_GLOBAL, NCOUNTERS
+from alloclab.strategies._counters import EXTRA_BASE, IN_USE, LOCK_CENTRAL, LOCK_GLOBAL, new_counters
 from alloclab.strategies._heap import ARENA, CHUNK, MAPPED, heap_map, heap_round
 from alloclab.strategies._kernel import kernel
 
@@ -148,7 +148,7 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     large_head, gl = sc.make_large_state(heap)
     # np.zeros of the big tables is lazily committed: only pages of used pools cost memory.
     return State(
-        counters=np.zeros((nprocs, NCOUNTERS), np.int64), meta=heap.meta, arena=heap.arena, arena64=heap.arena64,
+        counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena, arena64=heap.arena64,
         class_of=sc.CLASS_OF.copy(), class_size=sc.CLASS_SIZES.copy(), class_magic=sc.CLASS_MAGIC.copy(),
         cls=np.concatenate([np.array([0, -1, 0, 0, 0, 0, 0, 0], np.int64)] * sc.NCLASSES),
         pools=np.zeros((maxpools, 4), np.int64), pool_class=np.zeros(maxpools, np.int32),

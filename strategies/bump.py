@@ -22,7 +22,7 @@ from alloclab.strategies._kernel import kernel
 
 from alloclab.strategies import _dispatch
 from alloclab.strategies._config import ConfigBase, param
-from alloclab.strategies._counters import FAST_HITS, IN_USE, NCOUNTERS, REFILLS
+from alloclab.strategies._counters import FAST_HITS, IN_USE, REFILLS, new_counters
 from alloclab.strategies._heap import heap_map, heap_round
 
 NAME = "bump"
@@ -48,7 +48,7 @@ class State(NamedTuple):
 
 def make_state(config: Config, heap, nprocs: int) -> State:
     return State(
-        counters=np.zeros((nprocs, NCOUNTERS), np.int64), meta=heap.meta, arena=heap.arena,
+        counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena,
         cursor=np.zeros(nprocs, np.int64), limit=np.zeros(nprocs, np.int64),
         region=np.array([config.region_kb * 1024], np.int64),
     )

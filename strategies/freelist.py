@@ -57,7 +57,8 @@ from alloclab.strategies import _dispatch
 from alloclab.strategies import _sizeclass_simple as sc
 from alloclab.strategies._atomics import spin_lock, spin_unlock
 from alloclab.strategies._config import ConfigBase, ConfigError, param
-from alloclab.strategies._counters import EXTRA_BASE, FAST_HITS, IN_USE, LOCK_CENTRAL, NCOUNTERS, REFILLS
+from alloclab.strategies import _aligned as aligned
+from alloclab.strategies._counters import EXTRA_BASE, FAST_HITS, IN_USE, LOCK_CENTRAL, REFILLS, new_counters
 from alloclab.strategies._heap import MAPPED, heap_map, heap_round
 from alloclab.strategies._kernel import kernel
 
@@ -118,16 +119,23 @@ class State(NamedTuple):
     cfg: np.ndarray         # per_p_cache, capacity (0 without cache), batch, slab bytes
 
 
+def _central_rows():
+    """One 8-word row per class (lock first), each on its own cache line."""
+    cls = aligned.zeros(8 * sc.NCLASSES)
+    cls[:] = np.tile(np.array([0, -1, 0, 0, 0, 0, 0, 0], np.int64), sc.NCLASSES)
+    return cls
+
+
 def make_state(config: Config, heap, nprocs: int) -> State:
     config.validate()
     cap = config.cache_capacity if config.per_p_cache else 1
     large_head, gl = sc.make_large_state(heap)
     return State(
-        counters=np.zeros((nprocs, NCOUNTERS), np.int64), meta=heap.meta, arena=heap.arena, arena64=heap.arena64,
+        counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena, arena64=heap.arena64,
         class_of=sc.CLASS_OF.copy(), class_size=sc.CLASS_SIZES.copy(),
-        cls=np.concatenate([np.array([0, -1, 0, 0, 0, 0, 0, 0], np.int64)] * sc.NCLASSES),
-        cache=np.zeros((nprocs, sc.NCLASSES, cap), np.int64),
-        ccount=np.zeros((nprocs, _CCOUNT_ROW), np.int64),
+        cls=_central_rows(),
+        cache=aligned.zeros((nprocs, sc.NCLASSES, cap)),
+        ccount=aligned.zeros((nprocs, _CCOUNT_ROW)),
         large_head=large_head, gl=gl,
         # capacity 0 without a per-P cache: every free then takes the slow (central) path
         cfg=np.array([int(config.per_p_cache), cap if config.per_p_cache else 0, config.batch,

@@ -89,7 +89,7 @@ import numpy as np
 from alloclab.strategies import _dispatch
 from alloclab.strategies._atomics import spin_lock, spin_unlock
 from alloclab.strategies._config import ConfigBase, param
-from alloclab.strategies._counters import EXTRA_BASE, IN_USE, LOCK_GLOBAL, NCOUNTERS, REFILLS
+from alloclab.strategies._counters import EXTRA_BASE, IN_USE, LOCK_GLOBAL, REFILLS, new_counters
 from alloclab.strategies._heap import MAPPED, check_heap, heap_map, heap_round
 from alloclab.strategies._kernel import kernel
 
@@ -150,7 +150,7 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     h[H_START] = -1
     h[H_SENT] = -1
     return State(
-        counters=np.zeros((nprocs, NCOUNTERS), np.int64), meta=heap.meta, arena=heap.arena,
+        counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena,
         arena64=heap.arena64, locks=np.zeros(8, np.int64), heap=h,
         cfg=np.array([config.grow_kb * 1024, config.min_block], np.int64),
     )

@@ -100,7 +100,7 @@ from numba.extending import intrinsic
 from alloclab.strategies import _dispatch
 from alloclab.strategies._atomics import atomic_add, atomic_cas, atomic_load, peek_i64
 from alloclab.strategies._config import ConfigBase, param
-from alloclab.strategies._counters import ALLOCS, EXTRA_BASE, FREES, IN_USE, NCOUNTERS
+from alloclab.strategies._counters import ALLOCS, EXTRA_BASE, FREES, IN_USE, new_counters
 from alloclab.strategies._kernel import kernel
 
 NAME = "system"
@@ -273,7 +273,7 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     tot[BATCH], tot[SHARED] = (1, 0) if nprocs == 1 else (PUBLISH_BATCH, 1)
     mem[BASE_ARENA], mem[BASE_HBLKHD], mem[LAYOUT] = int(mi.arena), int(mi.hblkhd), int(GLIBC_CHUNKS)
     return State(
-        counters=np.zeros((nprocs, NCOUNTERS), np.int64), meta=heap.meta, arena=heap.arena,
+        counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena,
         tot=tot, resid=np.zeros(nprocs * 8, np.int64), mem=mem,
         settings=np.array([config.m_arena_max, config.m_mmap_threshold], np.int64),
     )

@@ -163,7 +163,8 @@ import numpy as np
 
 from alloclab.strategies import _dispatch
 from alloclab.strategies._config import ConfigBase, ConfigError, param
-from alloclab.strategies._counters import IN_USE, KIND_NOSCAN, KIND_STACK, NCOUNTERS
+from alloclab.strategies import _aligned as aligned
+from alloclab.strategies._counters import IN_USE, KIND_NOSCAN, KIND_STACK, new_counters
 from alloclab.strategies._heap import CHUNK, MAPPED
 from alloclab.strategies._kernel import kernel
 from alloclab.strategies.go import sizeclasses
@@ -371,31 +372,33 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     cfg[C_LISTS_STACK] = 2 * nspc
     cfg[C_FREE_BATCH] = config.free_batch
 
-    gl = np.zeros(NGL, np.int64)
+    gl = aligned.zeros(NGL)
     gl[GL_GF_STACK] = -1
     gl[GL_GF_NOSTACK] = -1
     gl[GL_HEAP_GOAL] = (config.gc_min_heap_kb * 1024 * config.gogc // 100) if config.gogc else (1 << 62)
 
-    spans = np.zeros((arena_pages + 1, NSF), np.int64)   # lazily committed: rows are written as spans appear
+    # lazily committed: rows are written as spans appear; aligned, so a row's two halves are two lines
+    spans = aligned.zeros((arena_pages + 1, NSF))
     spans[dummy, SP_OWNER] = -1
     spans[dummy, SP_LIST] = -1
     mc_width = (MC_ALLOC + nspc + 7) // 8 * 8           # each P's row starts on its own cache line
-    mc = np.zeros((nprocs, mc_width), np.int64)
+    mc = aligned.zeros((nprocs, mc_width))
     mc[:, MC_ALLOC:MC_ALLOC + nspc] = dummy
     for col in (MC_TINY, MC_PC_BASE, MC_GF_HEAD, MC_GF_READY, MC_GF_ORPHAN):
         mc[:, col] = -1
     mc[:, MC_SC_LIST:MC_SC_LIST + MAX_STACK_ORDERS] = -1
-    lists = np.full((2 * nspc + MAX_STACK_ORDERS, 4), -1, np.int64)
+    # a row of 8 words per list: two classes' lists (under two different locks) never share a line
+    lists = aligned.full((2 * nspc + MAX_STACK_ORDERS, 8), -1)
     lists[:, L_LEN] = 0
     return State(
-        counters=np.zeros((nprocs, NCOUNTERS), np.int64), meta=heap.meta, arena=heap.arena,
-        arena64=heap.arena64, cfg=cfg, gl=gl, locks=np.zeros((nspc + NLK_EXTRA) * 8, np.int64),
+        counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena,
+        arena64=heap.arena64, cfg=cfg, gl=gl, locks=aligned.zeros((nspc + NLK_EXTRA) * 8),
         spans=spans, spans_u=spans.view(np.uint64),
-        allocbits=np.zeros((arena_pages + 1) * W, np.uint64), freed=np.zeros((arena_pages + 1) * W, np.int64),
+        allocbits=aligned.zeros((arena_pages + 1) * W, np.uint64), freed=aligned.zeros((arena_pages + 1) * W),
         pagemap=np.full(arena_pages, -1, np.int32),
         pa=np.full(arena_pages // 64 + 2, np.iinfo(np.uint64).max, np.uint64),
         lists=lists, mc=mc, mcu=mc.view(np.uint64),
-        fbuf=np.zeros((nprocs, nspc, config.free_batch + 1), np.int64),
+        fbuf=aligned.zeros((nprocs, nspc, config.free_batch + 1)),
         tinyref=np.zeros(arena_bytes // tiny if tiny else 1, np.int8),
         t_size=t.class_to_size.copy(), t_npages=t.class_to_npages.copy(), t_magic=t.class_to_divmagic.copy(),
         t_nelems=t.class_nelems.copy(), t_c8=t.size_to_class8.astype(np.int64),
