@@ -45,18 +45,23 @@ NCFG = 32
 
 # ---------------------------------------------------------------- spans: one row per mspan
 # A span's record is the row of its first page (the model's fixalloc for mspans).
-SP_BASE = 0           # first cache line: every field nextFreeFast and a lock-free free read
+# Two cache lines, split by who writes them. Line 1 is read by every free of an object in the
+# span, from any P, and written only when the span changes hands (refill, uncache, sweep under
+# the class lock); line 2 is the owning P's allocation state, written by nextFreeFast on every
+# allocation. With both in one line, a cross-P free (23% of web's frees) read a line the owner
+# was writing, and the two cores passed it back and forth.
+SP_BASE = 0           # line 1: what a free (and nextFreeFast) reads
 SP_ELEMSIZE = 1
-SP_ALLOCCACHE = 2     # read through the uint64 view (spans_u)
-SP_FREEINDEX = 3
-SP_NELEMS = 4
-SP_ALLOCCOUNT = 5
-SP_DIVMAGIC = 6
-SP_OWNER = 7          # P whose mcache holds the span, -1 = none
-SP_NPAGES = 8         # second line: slow paths (locks held)
-SP_STATE = 9
-SP_SPC = 10           # span class (sizeclass << 1 | noscan); stack order for stack-pool spans
-SP_NEXT = 11          # mSpanList links
+SP_NELEMS = 2
+SP_DIVMAGIC = 3
+SP_OWNER = 4          # P whose mcache holds the span, -1 = none
+SP_SPC = 5            # span class (sizeclass << 1 | noscan); stack order for stack-pool spans
+SP_STATE = 6
+SP_NPAGES = 7
+SP_ALLOCCACHE = 8     # line 2: the owner's allocation state; read through the uint64 view (spans_u)
+SP_FREEINDEX = 9
+SP_ALLOCCOUNT = 10
+SP_NEXT = 11          # mSpanList links (class or heap lock held)
 SP_PREV = 12
 SP_LIST = 13          # list the span is on, -1 = none
 SP_SWEEPGEN = 14      # mheap sweepgen when the span was last cached or swept
@@ -112,7 +117,7 @@ LK_GC = 2
 LK_STACK = 3              # stackpool[order]: LK_STACK + order
 NLK_EXTRA = LK_STACK + MAX_STACK_ORDERS
 
-# ---------------------------------------------------------------- lists: (head, tail, len, pad) rows
+# ---------------------------------------------------------------- lists: (head, tail, len, 5 pad) rows, one cache line each
 # partial[spc] = spc, full[spc] = nspc + spc, stackpool[order] = 2 * nspc + order
 L_HEAD = 0
 L_TAIL = 1
