@@ -137,7 +137,8 @@ def _print_validation(rows):
             print(f"  {r['group']:<32} {r['workload']:<12} seed {r['seed']}: {r['status']}")
             continue
         print(f"  {r['group']:<32} {r['workload']:<12} seed {r['seed']:>5}: overhead {r['default_overhead']:.3f} -> "
-              f"{r['tuned_overhead']:.3f} ({r['overhead_change']:+.1%}), in-use {r['default_inuse']:.3f} -> "
+              f"{r['tuned_overhead']:.3f} ({r['overhead_change']:+.1%}; floor {r['floor_overhead']:.3f}, "
+              f"{r['floor_change']:+.1%} at most), in-use {r['default_inuse']:.3f} -> "
               f"{r['tuned_inuse']:.3f} ({r['inuse_change']:+.1%}), ns/op {r['default_ns']:.1f} -> "
               f"{r['tuned_ns']:.1f} ({r['ns_change']:+.1%})")
     for group in ("tuning workload, held-out seed", "held-out workload"):

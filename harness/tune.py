@@ -149,12 +149,13 @@ def evaluate(spec: TuneSpec, config, workload_list=None, seed=None) -> dict[str,
             c = r0.counters
             live = max(st["peak_live_bytes"], 1)
             inuse = mod.peak_inuse_bytes(r0.state) if hasattr(mod, "peak_inuse_bytes") else r0.peak_mapped_bytes
-            rows.append(dict(overhead=r0.peak_mapped_bytes / live, inuse_overhead=inuse / live,
+            floor = mod.mapped_floor(config, live) if hasattr(mod, "mapped_floor") else live
+            rows.append(dict(overhead=r0.peak_mapped_bytes / live, inuse_overhead=inuse / live, floor_overhead=floor / live,
                              peak_mapped_bytes=r0.peak_mapped_bytes, peak_live_bytes=st["peak_live_bytes"],
                              ns_per_op=statistics.median(r.wall_s * 1e9 / len(tr) for _, r in res),
                              locks=(int(c[C.LOCK_CENTRAL]) + int(c[C.LOCK_GLOBAL])) * 1000 / len(tr),
                              fast_path_rate=int(c[C.FAST_HITS]) / max(int(c[C.ALLOCS]), 1)))
-        per[w] = {k: _gmean([r[k] for r in rows]) if k in ("overhead", "inuse_overhead", "ns_per_op")
+        per[w] = {k: _gmean([r[k] for r in rows]) if k in ("overhead", "inuse_overhead", "floor_overhead", "ns_per_op")
                   else float(np.mean([r[k] for r in rows])) for k in rows[0]}
     values = {"memory": _gmean([v["overhead"] for v in per.values()]),
               "inuse": _gmean([v["inuse_overhead"] for v in per.values()]),
@@ -361,6 +362,7 @@ def held_out_validation(spec: TuneSpec, config, other_workloads: list[str] | Non
                 rows.append(dict(group=group, workload=w, seed=sd, status="ok",
                                  default_overhead=dv["overhead"], tuned_overhead=tv["overhead"],
                                  overhead_change=tv["overhead"] / dv["overhead"] - 1,
+                                 floor_overhead=tv["floor_overhead"], floor_change=tv["floor_overhead"] / dv["overhead"] - 1,
                                  default_inuse=dv["inuse_overhead"], tuned_inuse=tv["inuse_overhead"],
                                  inuse_change=tv["inuse_overhead"] / dv["inuse_overhead"] - 1,
                                  default_ns=dv["ns_per_op"], tuned_ns=tv["ns_per_op"],

@@ -90,6 +90,24 @@ def test_held_out_validation_rows():
     assert groups == {"tuning workload, held-out seed", "held-out workload"}
     assert all(r["status"] == "ok" and r["seed"] not in (spec.seed,) for r in rows)
     assert all(r["inuse_change"] == r["tuned_inuse"] / r["default_inuse"] - 1 for r in rows)
+    # freelist has no growth step: its floor is the live bytes themselves
+    assert all(r["floor_overhead"] == pytest.approx(1.0) for r in rows)
+
+
+def test_go_mapped_floor_is_live_rounded_to_the_growth_step():
+    go = strategies.get("go")
+    cfg = go.Config()
+    step = cfg.heap_growth_kb * 1024
+    assert go.mapped_floor(cfg, 1) == step and go.mapped_floor(cfg, step) == step
+    assert go.mapped_floor(cfg, step + 1) == 2 * step
+    assert go.mapped_floor(go.Config(heap_growth_kb=256), 17 * 2**20 + 5) == 17 * 2**20 + 256 * 1024
+
+
+def test_go_runs_never_map_below_the_floor():
+    spec = T.TuneSpec("go", ["web", "spawn-storm"], ["memory"], scale=0.01).validate()
+    for cfg in (strategies.get("go").Config(), strategies.get("go").Config(heap_growth_kb=256)):
+        for w, v in T.evaluate(spec, cfg)["per_workload"].items():
+            assert 1.0 <= v["floor_overhead"] <= v["overhead"], w
 
 
 @pytest.mark.parametrize("argv,msg", [

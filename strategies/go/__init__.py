@@ -432,6 +432,18 @@ def free(st, p, addr, size, kind):
     freegc(st, p, addr, size, 1 if kind == KIND_NOSCAN else 0)
 
 
+def mapped_floor(config: Config, live_bytes: int) -> int:
+    """The least peak mapped memory any run with ``config`` can have for ``live_bytes`` at peak.
+
+    Every live byte sits in a mapped page, and the heap grows only in steps of
+    heap_growth_kb (Go: pallocChunkBytes, 4 MiB): mapped >= live rounded up to
+    a step, whatever the size classes. A default config already at its floor
+    cannot be beaten by tuning the classes.
+    """
+    step = config.heap_growth_kb * 1024
+    return -(-int(live_bytes) // step) * step
+
+
 def peak_inuse_bytes(st: State) -> int:
     """Peak bytes in spans (Go's HeapInuse + StackInuse): what peak mapped memory is before it is
     rounded up to the 4 MiB growth step. Exact in serial replay."""
