@@ -225,6 +225,7 @@ def test_scaling_table_ratios():
     four = t[t["procs"] == 4].iloc[0]
     assert four["speedup"] == pytest.approx(2.5) and four["efficiency"] == pytest.approx(0.625)
     assert four["lo"] <= 2.5 <= four["hi"]
+    assert four["best_speedup"] == pytest.approx(99.0 / 39.0)
 
 
 @pytest.mark.parametrize("name", bench.BUILTIN_SUITES)
