@@ -257,12 +257,17 @@ def _short(r: ImportReport) -> str:
     return ", ".join(parts)
 
 
-def _open_text(path) -> tuple[Path, Any]:
+def _regular_file(path) -> Path:
     path = Path(path)
     if not path.exists():
         raise TraceError(f"{path}: no such file")
     if not path.is_file():
         raise TraceError(f"{path}: not a regular file")
+    return path
+
+
+def _open_text(path) -> tuple[Path, Any]:
+    path = _regular_file(path)
     try:
         return path, open(path, "r", encoding="utf-8", errors="replace", newline=None)
     except OSError as e:
@@ -501,11 +506,7 @@ def _apply(b: _Builder, name: str, args: str, result: int, nested_free: bool) ->
 
 def import_rec(path) -> tuple[Trace, ImportReport]:
     """alloclab recorder binary log -> (Trace, ImportReport); threads -> Ps."""
-    path = Path(path)
-    if not path.exists():
-        raise TraceError(f"{path}: no such file")
-    if not path.is_file():
-        raise TraceError(f"{path}: not a regular file")
+    path = _regular_file(path)
     try:
         data = path.read_bytes()
     except OSError as e:
