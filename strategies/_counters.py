@@ -2,10 +2,12 @@
 
 Counters live in an int64 array of shape (nprocs, NCOUNTERS), one row per P,
 so that hot paths never write a word another P writes (no false sharing of
-counts between threads beyond the row boundary). Columns 0..EXTRA_BASE-1 mean
+counts between threads: rows are whole lines and start on one). Columns 0..EXTRA_BASE-1 mean
 the same for every strategy; a strategy names its own extras from EXTRA_BASE
 on (``EXTRA_COUNTERS`` in its module).
 """
+from alloclab.strategies import _aligned as aligned
+
 ALLOCS = 0        # allocations served (counted by the executor)
 FREES = 1         # frees served (counted by the executor)
 FAST_HITS = 2     # allocations served without taking any lock
@@ -22,8 +24,7 @@ NCOUNTERS = 40   # x 8 bytes = 5 cache lines a row; rows start on a line (new_co
 
 def new_counters(nprocs: int):
     """The (nprocs, NCOUNTERS) counter rows, the first on a cache-line boundary."""
-    from alloclab.strategies._aligned import zeros
-    return zeros((nprocs, NCOUNTERS))
+    return aligned.zeros((nprocs, NCOUNTERS))
 
 STANDARD_NAMES = {
     ALLOCS: "allocs", FREES: "frees", FAST_HITS: "fast_hits", REFILLS: "refills",

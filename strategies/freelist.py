@@ -121,9 +121,9 @@ class State(NamedTuple):
 
 def _central_rows():
     """One 8-word row per class (lock first), each on its own cache line."""
-    cls = aligned.zeros(8 * sc.NCLASSES)
-    cls[:] = np.tile(np.array([0, -1, 0, 0, 0, 0, 0, 0], np.int64), sc.NCLASSES)
-    return cls
+    cls = aligned.zeros((sc.NCLASSES, 8))
+    cls[:, 1] = -1
+    return cls.reshape(-1)
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
