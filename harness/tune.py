@@ -230,7 +230,8 @@ def fail_dead_trials(study) -> int:
 
     import optuna
 
-    storage = study._storage
+    # A study holds its RDBStorage inside Optuna's caching wrapper; the heartbeat settings live on the backend.
+    storage = getattr(study._storage, "_backend", study._storage)
     if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
         return 0
     optuna.storages.fail_stale_trials(study)

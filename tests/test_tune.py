@@ -156,3 +156,23 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path):
     assert len(st.trials) == 10 and all(s in ("COMPLETE", "PRUNED") for s in states), states
     assert len(workers) == 2, workers
     optuna.delete_study(study_name=study, storage=PG_URL)
+
+
+def test_a_killed_trial_without_heartbeat_is_failed_once_older_than_grace(tmp_path, monkeypatch):
+    """A process killed before its first heartbeat leaves a RUNNING trial no stale check sees; fail_dead_trials fails it
+    once it is older than grace + one interval, and leaves a young one alone (its process may still be alive)."""
+    import datetime as dt
+    import sqlite3
+
+    monkeypatch.setenv("ALLOCLAB_TUNE_GRACE_S", "1")
+    db = tmp_path / "h.db"
+    study = optuna.create_study(study_name="h", storage=T.open_storage(f"sqlite:///{db}"))
+    old = study.ask()._trial_id
+    young = study.ask()._trial_id
+    with sqlite3.connect(db) as c:  # age the first trial past grace (1 s) + heartbeat interval (1 s)
+        c.execute("update trials set datetime_start = ? where trial_id = ?",
+                  ((dt.datetime.now() - dt.timedelta(seconds=10)).isoformat(" "), old))
+    assert T.fail_dead_trials(study) == 1
+    states = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[old] == optuna.trial.TrialState.FAIL
+    assert states[young] == optuna.trial.TrialState.RUNNING
