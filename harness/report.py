@@ -139,25 +139,10 @@ def scaling_table(summary: pd.DataFrame) -> pd.DataFrame:
     or virtual machine a repetition can only be slowed by its neighbours, and
     one P has been seen to run in two modes 1.5x apart (16-core VM), which
     moves the median-based figure by as much.
-    vs_bump = speed-up / bump's speed-up on the same workload at the same P
-    count (where the runs include bump). bump shares no allocator state
-    between Ps, so its speed-up is what the workload and the harness allow
-    without allocator sharing: cross-P frees still read an address the other
-    P wrote, and wait when it has not been published yet. It is not a hard
-    ceiling: bump streams through fresh memory, so where memory bandwidth
-    runs out first a reusing allocator can exceed it (vs_bump > 1).
     """
     cols = ["label", "workload", "procs", "ns_per_op", "speedup", "lo", "hi", "best_speedup", "efficiency",
-            "vs_bump", "locks_per_kop", "contended"]
+            "locks_per_kop", "contended"]
     thr = summary[summary["mode"] == "threads"]
-    strat = thr["strategy"] if "strategy" in thr else thr["label"]
-    ref = {}   # (workload, procs) -> bump's speed-up
-    for (_, wl), g in thr[strat == "bump"].groupby(["label", "wlabel"], sort=True):
-        one = g[g["procs"] == 1]
-        if not one.empty:   # the first bump label (its default config sorts first) is the reference
-            for _, r in g.iterrows():
-                ref.setdefault((wl, int(r["procs"])),
-                               float(np.median(one.iloc[0]["_samples"]) / np.median(r["_samples"])))
     rows = []
     for (lab, wl), g in thr.groupby(["label", "wlabel"], sort=True):
         one = g[g["procs"] == 1]
@@ -168,9 +153,8 @@ def scaling_table(summary: pd.DataFrame) -> pd.DataFrame:
             sp, lo, hi = S.ratio_ci(base, r["_samples"])
             best = float(np.min(base) / np.min(r["_samples"]))
             rows.append(dict(label=lab, workload=wl, procs=int(r["procs"]), ns_per_op=r["ns_per_op"], speedup=sp, lo=lo,
-                             hi=hi, best_speedup=best, efficiency=sp / r["procs"],
-                             vs_bump=sp / ref[(wl, int(r["procs"]))] if (wl, int(r["procs"])) in ref else np.nan,
-                             locks_per_kop=r["locks_per_kop"], contended=r["contended"]))
+                             hi=hi, best_speedup=best, efficiency=sp / r["procs"], locks_per_kop=r["locks_per_kop"],
+                             contended=r["contended"]))
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -527,11 +511,7 @@ def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
 
 SCALING_TITLE = "Threads mode: speed-up over 1 P"
 SCALING_NOTE = ("speed-up = ns/op at 1 P / ns/op at N Ps (medians; lo..hi a 95% bootstrap interval); "
-                "best_speedup = the same with each side's fastest repetition; efficiency = speed-up / N; "
-                "vs_bump = speed-up / bump's on the same workload and P count: bump shares no allocator state "
-                "between Ps, so its speed-up is what the workload and the harness allow without allocator sharing "
-                "(cross-P frees read an address another P wrote, and wait for it to be published); bump streams "
-                "through fresh memory, so it is no hard ceiling (vs_bump > 1 where memory bandwidth runs out). "
+                "best_speedup = the same with each side's fastest repetition; efficiency = speed-up / N. "
                 "Past the machine's core count the Ps share cores.")
 
 

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -227,19 +226,6 @@ def test_scaling_table_ratios():
     assert four["speedup"] == pytest.approx(2.5) and four["efficiency"] == pytest.approx(0.625)
     assert four["lo"] <= 2.5 <= four["hi"]
     assert four["best_speedup"] == pytest.approx(99.0 / 39.0)
-    assert np.isnan(four["vs_bump"])   # no bump in these runs: no reference
-
-
-def test_scaling_table_vs_bump():
-    """vs_bump = a strategy's speed-up over bump's on the same workload and P count; bump's own row is 1."""
-    from alloclab.harness.report import scaling_table
-    rows = [dict(mode="threads", strategy=st, label=st, wlabel=wl, procs=p, ns_per_op=ns, _samples=[ns])
-            for st, wl, p, ns in [("bump", "web", 1, 20.0), ("bump", "web", 2, 12.5), ("go", "web", 1, 60.0),
-                                  ("go", "web", 2, 50.0), ("go", "tiny", 1, 10.0), ("go", "tiny", 2, 6.0)]]
-    t = scaling_table(pd.DataFrame(rows).assign(locks_per_kop=1.0, contended=0)).set_index(["label", "workload", "procs"])
-    assert t.loc[("bump", "web", 2), "vs_bump"] == pytest.approx(1.0)
-    assert t.loc[("go", "web", 2), "vs_bump"] == pytest.approx((60 / 50) / (20 / 12.5))
-    assert np.isnan(t.loc[("go", "tiny", 2), "vs_bump"])   # bump did not run tiny
 
 
 @pytest.mark.parametrize("name", bench.BUILTIN_SUITES)
