@@ -47,7 +47,7 @@ def _split_by_p(trace, procs):
     cache-line-separated stretch of the shared address table: with the trace's
     ids (dense in global allocation order, so interleaved between Ps) every
     publish wrote a cache line the other Ps were writing too. Measured with
-    with freelist on independent random streams (8M ops) 2 Ps now run 2.0x one P.
+    freelist on independent random streams (8M ops) 2 Ps now run 2.0x one P.
     """
     alloc = np.flatnonzero(trace.op == 0)
     ap = trace.p[alloc]
