@@ -231,7 +231,9 @@ def fail_dead_trials(study) -> int:
     import optuna
 
     # A study holds its RDBStorage inside Optuna's caching wrapper; the heartbeat settings live on the backend.
-    storage = getattr(study._storage, "_backend", study._storage)
+    storage = study._storage
+    if type(storage).__name__ == "_CachedStorage":
+        storage = storage._backend
     if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
         return 0
     optuna.storages.fail_stale_trials(study)
