@@ -219,21 +219,18 @@ def make_objective(spec: TuneSpec):
     return objective
 
 
-def fail_dead_trials(study) -> int:
+def fail_dead_trials(study, storage) -> int:
     """Mark failed the RUNNING trials whose process is gone, so a killed run never leaves one behind.
 
     Optuna fails trials whose heartbeat went stale, but a process killed within
     its first heartbeat interval left no heartbeat at all; such a trial is dead
     once it is older than the grace period plus one interval (a live one would
-    have beaten by then)."""
+    have beaten by then). ``storage`` is the one the study was opened on
+    (``study._storage`` is Optuna's caching wrapper around it)."""
     import datetime as dt
 
     import optuna
 
-    # A study holds its RDBStorage inside Optuna's caching wrapper; the heartbeat settings live on the backend.
-    storage = study._storage
-    if type(storage).__name__ == "_CachedStorage":
-        storage = storage._backend
     if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
         return 0
     optuna.storages.fail_stale_trials(study)
@@ -277,7 +274,7 @@ def create_study(spec: TuneSpec, storage_url: str, study_name: str, seed: int):
     if not attrs.get("spec"):
         study.set_user_attr("spec", want | {"scale": spec.scale, "procs": spec.procs, "seed": spec.seed,
                                             "n_seeds": spec.n_seeds})
-    fail_dead_trials(study)
+    fail_dead_trials(study, storage)
     return study
 
 

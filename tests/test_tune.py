@@ -166,13 +166,14 @@ def test_a_killed_trial_without_heartbeat_is_failed_once_older_than_grace(tmp_pa
 
     monkeypatch.setenv("ALLOCLAB_TUNE_GRACE_S", "1")
     db = tmp_path / "h.db"
-    study = optuna.create_study(study_name="h", storage=T.open_storage(f"sqlite:///{db}"))
+    storage = T.open_storage(f"sqlite:///{db}")
+    study = optuna.create_study(study_name="h", storage=storage)
     old = study.ask()._trial_id
     young = study.ask()._trial_id
     with sqlite3.connect(db) as c:  # age the first trial past grace (1 s) + heartbeat interval (1 s)
         c.execute("update trials set datetime_start = ? where trial_id = ?",
                   ((dt.datetime.now() - dt.timedelta(seconds=10)).isoformat(" "), old))
-    assert T.fail_dead_trials(study) == 1
+    assert T.fail_dead_trials(study, storage) == 1
     states = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
     assert states[old] == optuna.trial.TrialState.FAIL
     assert states[young] == optuna.trial.TrialState.RUNNING
