@@ -233,7 +233,9 @@ def fail_dead_trials(study, storage) -> int:
 
     if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
         return 0
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # marked experimental in Optuna, like the heartbeat itself
+        optuna.storages.fail_stale_trials(study)
     limit = dt.timedelta(seconds=storage.grace_period + storage.heartbeat_interval)
     from optuna.storages._rdb import models  # Optuna's own tables; no public call lists beat-less trials
 
