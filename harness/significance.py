@@ -1,0 +1,277 @@
+"""Is B faster than A? Verdicts that survive an A/A test.
+
+Where the noise is. On a shared machine the spread of a timing lives between
+processes and between moments (placement of the arena and of the process's
+own memory, page faults, frequency, neighbours), not between repetitions
+inside one process: three in-process repetitions give intervals far narrower
+than the spread a second run of the same code shows. So the unit of a sample
+here is one *process*: the median of its in-process repetitions. In-process
+repetitions only make each process's value steadier; they never count as
+independent samples (Kalibera & Jones, "Rigorous Benchmarking in Reasonable
+Time", ISMM 2013: repeat at the level where the variance enters).
+
+The test. Mann-Whitney U, two-sided, on the process-level samples of the
+two sides, as benchstat does: it assumes no distribution (timings are skewed
+and heavy-tailed), it is exact for the few samples a benchmark can afford
+(the null distribution is counted, not approximated, up to 400 pairs), and
+it cannot be fooled by one outlier process. Its price is a floor: with n and
+m samples the smallest two-sided p it can give is 2 / C(n+m, n), so 3
+against 3 can never reach 0.05, and a cell says "~" however large the change.
+A hierarchical bootstrap would give a p below that floor, but with five
+processes a side it resamples five values and its p is not to be trusted.
+
+Many cells. A comparison tests every cell at once. At 5% each, 45 cells of
+identical code flag two on average, so p-values are adjusted across the
+cells of one comparison with Benjamini-Hochberg (false discovery rate). When
+nothing changed (the A/A case) it keeps the chance of any flag at the
+nominal level; when one strategy changed in many cells it keeps the power
+Holm (family-wise) would lose: Holm needs the smallest p below alpha/m,
+which 6 against 6 samples cannot reach for m >= 22. Holm is there for
+callers that need family-wise control.
+
+What a cell can detect. For each cell the minimum detectable effect (MDE)
+is the smallest change in the median that the test would call at the
+samples taken, with power 80% at the per-cell level alpha, from the cell's
+measured spread between processes (sigma of log time), for a shift of a
+normal in log time; the power curve of the exact test is simulated once per
+(n, m) rather than taken from Noether's formula, which is off by 0.1 in
+power at 8 samples a side. A cell whose MDE is 20% can tell a 20% change from noise four times in five
+and cannot tell 5% at all; the report prints it beside every verdict.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
+
+import numpy as np
+
+ALPHA = 0.05
+POWER = 0.8
+_EXACT_MAX_PAIRS = 400          # n*m up to which the U distribution is counted exactly
+_NORMAL = NormalDist()
+
+
+@lru_cache(maxsize=256)
+def _u_counts(n: int, m: int) -> np.ndarray:
+    """counts[u] = number of rankings of n x's among m y's with U = u (no ties).
+
+    The recurrence adds the largest observation: it is an x (it beats all m
+    y's, U grows by m) or a y (U unchanged), so f(n, m) = f(n-1, m) << m + f(n, m-1).
+    """
+    f = [[None] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == 0 or j == 0:
+                f[i][j] = np.ones(1, dtype=np.float64)
+                continue
+            a = f[i - 1][j]
+            b = f[i][j - 1]
+            out = np.zeros(i * j + 1)
+            out[j:j + len(a)] += a
+            out[:len(b)] += b
+            f[i][j] = out
+    return f[n][m]
+
+
+def mann_whitney(x, y, exact: bool | None = None) -> tuple[float, float]:
+    """Two-sided Mann-Whitney U test of x against y: (U of x, p-value).
+
+    U counts the pairs (xi, yj) with xi > yj (ties count a half). Exact when
+    n*m <= 400 and there are no ties; otherwise the normal approximation with
+    tie correction and continuity correction. ``exact`` forces either.
+    """
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    n, m = len(x), len(y)
+    if n == 0 or m == 0:
+        return (math.nan, 1.0)
+    both = np.concatenate([x, y])
+    ranks = _midranks(both)
+    u = float(ranks[:n].sum() - n * (n + 1) / 2)
+    ties = len(np.unique(both)) < len(both)
+    if exact if exact is not None else (n * m <= _EXACT_MAX_PAIRS and not ties):
+        counts = _u_counts(n, m)
+        total = counts.sum()
+        k = int(round(u))
+        lo = counts[:k + 1].sum() / total          # P(U <= u)
+        hi = counts[k:].sum() / total              # P(U >= u)
+        return (u, float(min(1.0, 2 * min(lo, hi))))
+    mu = n * m / 2
+    _, t = np.unique(both, return_counts=True)
+    N = n + m
+    var = n * m / 12 * ((N + 1) - float((t ** 3 - t).sum()) / (N * (N - 1)))
+    if var <= 0:
+        return (u, 1.0)
+    z = (abs(u - mu) - 0.5) / math.sqrt(var)
+    return (u, float(min(1.0, 2 * (1 - _NORMAL.cdf(max(z, 0.0))))))
+
+
+def _midranks(v: np.ndarray) -> np.ndarray:
+    order = np.argsort(v, kind="mergesort")
+    ranks = np.empty(len(v))
+    sv = v[order]
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and sv[j + 1] == sv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def min_p(n: int, m: int) -> float:
+    """The smallest two-sided p the exact U test can give with n and m samples."""
+    if n == 0 or m == 0:
+        return 1.0
+    return min(1.0, 2 / math.comb(n + m, n))
+
+
+def bh_adjust(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the input's order."""
+    p = np.asarray(p, float)
+    k = len(p)
+    if k == 0:
+        return p
+    order = np.argsort(p)
+    q = p[order] * k / np.arange(1, k + 1)
+    q = np.minimum.accumulate(q[::-1])[::-1]
+    out = np.empty(k)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def holm_adjust(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control)."""
+    p = np.asarray(p, float)
+    k = len(p)
+    if k == 0:
+        return p
+    order = np.argsort(p)
+    adj = np.maximum.accumulate(p[order] * (k - np.arange(k)))
+    out = np.empty(k)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+ADJUST = {"bh": bh_adjust, "holm": holm_adjust, "none": lambda p: np.asarray(p, float)}
+
+
+def log_sigma(*samples) -> float:
+    """Pooled standard deviation of log(value) within each sample set: the
+    spread between processes, which sets what a cell can detect."""
+    ss, dof = 0.0, 0
+    for s in samples:
+        s = np.log(np.asarray(s, float))
+        s = s[np.isfinite(s)]
+        if len(s) > 1:
+            ss += float(((s - s.mean()) ** 2).sum())
+            dof += len(s) - 1
+    return math.sqrt(ss / dof) if dof else math.nan
+
+
+def mde(sigma: float, n: int, m: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Minimum detectable change (a fraction: 0.1 = 10%) of the median time.
+
+    The smallest shift in log time that the U test detects with probability
+    ``power`` at level ``alpha`` with n and m process-level samples whose log
+    spread is ``sigma``; inf when the samples cannot reach ``alpha`` at all
+    (see ``min_p``) or the spread is unknown.
+    """
+    if n < 2 or m < 2 or not math.isfinite(sigma):
+        return math.inf
+    d = _detectable_shift(n, m, alpha, power)
+    return math.exp(d * sigma) - 1 if math.isfinite(d) else math.inf
+
+
+_MDE_DRAWS = 4000
+_MDE_SEED = 20131021
+
+
+@lru_cache(maxsize=256)
+def _detectable_shift(n: int, m: int, alpha: float, power: float) -> float:
+    """The shift of a normal, in units of its sigma, that the U test rejects with
+    probability ``power``: found by bisection on simulated samples (common random
+    numbers, fixed seed, so it is deterministic). Simulated rather than taken from
+    Noether's formula, which assumes the null variance of U and so misstates the
+    power at the few samples a benchmark has (by 0.1 at 8 against 8); the exact
+    test's discreteness is included this way too."""
+    if min_p(n, m) > alpha:
+        return math.inf
+    draws = max(500, min(_MDE_DRAWS, int(4e7 // (n * m))))
+    rng = np.random.default_rng(_MDE_SEED)
+    x = rng.standard_normal((draws, n))
+    y0 = rng.standard_normal((draws, m))
+    p_of_u = _two_sided_p_table(n, m)
+
+    def rejected(d: float) -> float:
+        u = (x[:, :, None] > (y0 + d)[:, None, :]).sum(axis=(1, 2))
+        return float(np.mean(p_of_u[u] < alpha))
+
+    lo, hi = 0.0, 1.0
+    while rejected(hi) < power:
+        hi *= 2
+        if hi > 64:
+            return math.inf
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if rejected(mid) < power else (lo, mid)
+    return hi
+
+
+def _two_sided_p_table(n: int, m: int) -> np.ndarray:
+    """p[u] for u = 0..n*m with no ties, as ``mann_whitney`` computes it."""
+    us = np.arange(n * m + 1)
+    if n * m <= _EXACT_MAX_PAIRS:
+        c = _u_counts(n, m)
+        cdf = np.cumsum(c) / c.sum()
+        sf = np.cumsum(c[::-1])[::-1] / c.sum()
+        return np.minimum(1.0, 2 * np.minimum(cdf, sf))
+    N = n + m
+    z = (np.abs(us - n * m / 2) - 0.5) / math.sqrt(n * m * (N + 1) / 12)
+    return np.array([min(1.0, 2 * (1 - _NORMAL.cdf(max(float(v), 0.0)))) for v in z])
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ratio: float       # median(new) / median(old)
+    p: float           # the cell's own U-test p-value
+    q: float           # adjusted across the comparison's cells
+    verdict: str       # "faster", "slower" or "~" (cannot tell)
+    mde: float         # minimum detectable change at these samples (fraction; inf: none)
+    cv: float          # spread between processes (sigma of log time, ~ coefficient of variation)
+    n_old: int
+    n_new: int
+
+    @property
+    def significant(self) -> bool:
+        return self.verdict != "~"
+
+
+def verdicts(pairs, alpha: float = ALPHA, adjust: str = "bh") -> list[Verdict]:
+    """One verdict per (old samples, new samples) pair, p-values adjusted across all pairs.
+
+    Samples are process-level values (lower is better, e.g. ns/op); a cell is
+    "slower" when its adjusted p is below ``alpha`` and its median went up.
+    """
+    pairs = [(np.asarray(a, float), np.asarray(b, float)) for a, b in pairs]
+    pairs = [(a[np.isfinite(a)], b[np.isfinite(b)]) for a, b in pairs]
+    ps = [mann_whitney(b, a)[1] for a, b in pairs]
+    qs = ADJUST[adjust](ps) if ps else []
+    out = []
+    for (a, b), p, q in zip(pairs, ps, qs):
+        ratio = float(np.median(b) / np.median(a)) if len(a) and len(b) and np.median(a) > 0 else math.nan
+        sig = q < alpha and math.isfinite(ratio) and ratio != 1.0
+        v = ("slower" if ratio > 1 else "faster") if sig else "~"
+        s = log_sigma(a, b)
+        out.append(Verdict(ratio, float(p), float(q), v, mde(s, len(a), len(b), alpha), s, len(a), len(b)))
+    return out
+
+
+def process_samples(values, groups) -> np.ndarray:
+    """Process-level samples: the median of each group's (process's) values, in group order."""
+    values = np.asarray(values, float)
+    groups = np.asarray(groups)
+    return np.array([np.median(values[groups == g]) for g in np.unique(groups)])
