@@ -275,3 +275,69 @@ def process_samples(values, groups) -> np.ndarray:
     values = np.asarray(values, float)
     groups = np.asarray(groups)
     return np.array([np.median(values[groups == g]) for g in np.unique(groups)])
+
+
+# ---------------------------------------------------------------- the variance split, and how many of each
+
+@dataclass(frozen=True)
+class VarianceSplit:
+    """Log-time variance of one cell split by level (one-way random effects):
+    ``between`` = variance of the process means that is not explained by the
+    repetitions inside them; ``within`` = variance of repetitions in a process."""
+    between: float
+    within: float
+    processes: int
+    reps: int
+
+    @property
+    def share_between(self) -> float:
+        tot = self.between + self.within
+        return self.between / tot if tot > 0 else math.nan
+
+
+def variance_split(values, procs) -> VarianceSplit:
+    """Split log(values) into between-process and within-process variance
+    (ANOVA estimators; the between part is clamped at 0)."""
+    v = np.log(np.asarray(values, float))
+    g = np.asarray(procs)
+    keep = np.isfinite(v)
+    v, g = v[keep], g[keep]
+    groups = [v[g == k] for k in np.unique(g)]
+    groups = [x for x in groups if len(x)]
+    k = len(groups)
+    n = sum(len(x) for x in groups)
+    if k == 0:
+        return VarianceSplit(math.nan, math.nan, 0, 0)
+    r = n / k
+    grand = v.mean()
+    ss_within = sum(float(((x - x.mean()) ** 2).sum()) for x in groups)
+    ss_between = sum(len(x) * (x.mean() - grand) ** 2 for x in groups)
+    ms_within = ss_within / (n - k) if n > k else math.nan
+    ms_between = ss_between / (k - 1) if k > 1 else math.nan
+    within = ms_within if math.isfinite(ms_within) else 0.0
+    between = max(0.0, (ms_between - within) / r) if math.isfinite(ms_between) else math.nan
+    return VarianceSplit(float(between), float(within), k, int(round(r)))
+
+
+def plan_repetitions(split: VarianceSplit, cost_process_s: float, cost_rep_s: float,
+                     target: float = 0.10, max_reps: int = 10, max_processes: int = 30) -> tuple[int, int]:
+    """(processes, reps per process) for a cell, after Kalibera & Jones (ISMM 2013).
+
+    Reps per process: r = sqrt((c_process / c_rep) * (within / between)), the
+    count that buys the most precision per second when a process costs
+    c_process (start-up, warm-up) and a repetition c_rep; 1 when the between-
+    process part dominates, as it does here. Processes: the fewest that make
+    the minimum detectable change of an A/B of two such runs at most ``target``.
+    """
+    if not (math.isfinite(split.between) and math.isfinite(split.within)):
+        return (max_processes, 1)
+    if split.between <= 0:
+        r = max_reps
+    else:
+        r = math.sqrt(max(cost_process_s, 1e-9) / max(cost_rep_s, 1e-9) * split.within / split.between)
+    r = int(min(max_reps, max(1, round(r))))
+    sigma = math.sqrt(split.between + split.within / r)
+    for k in range(3, max_processes + 1):
+        if mde(sigma, k, k) <= target:
+            return (k, r)
+    return (max_processes, r)

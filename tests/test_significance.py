@@ -93,3 +93,30 @@ def test_process_samples_are_the_median_of_each_process():
     vals = [1.0, 3.0, 2.0, 10.0, 12.0, 11.0]
     procs = [0, 0, 0, 1, 1, 1]
     assert list(sig.process_samples(vals, procs)) == [2.0, 11.0]
+
+
+def test_variance_split_recovers_the_two_levels():
+    rng = np.random.default_rng(2)
+    k, r = 200, 4
+    proc_effect = rng.normal(0, 0.10, k)          # between processes: sigma 0.10
+    vals, procs = [], []
+    for i in range(k):
+        vals += list(np.exp(proc_effect[i] + rng.normal(0, 0.02, r)))   # within: sigma 0.02
+        procs += [i] * r
+    s = sig.variance_split(vals, procs)
+    assert s.processes == k and s.reps == r
+    assert s.between == pytest.approx(0.01, rel=0.25)
+    assert s.within == pytest.approx(0.0004, rel=0.15)
+    assert s.share_between > 0.9
+
+
+def test_plan_puts_repetitions_where_the_variance_is():
+    # noise between processes: one rep per process, many processes
+    k1, r1 = sig.plan_repetitions(sig.VarianceSplit(0.01, 0.0004, 5, 3), cost_process_s=2.0, cost_rep_s=0.1)
+    assert r1 == 1 and k1 > 5
+    # noise inside the process and costly processes: several reps each, fewer processes
+    k2, r2 = sig.plan_repetitions(sig.VarianceSplit(0.0001, 0.01, 5, 3), cost_process_s=2.0, cost_rep_s=0.1)
+    assert r2 > 3 and k2 <= k1
+    # the plan reaches the target: the MDE at the planned counts is at most 10%
+    sigma = math.sqrt(0.01 + 0.0004 / r1)
+    assert sig.mde(sigma, k1, k1) <= 0.10 < sig.mde(sigma, k1 - 1, k1 - 1)
