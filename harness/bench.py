@@ -143,9 +143,13 @@ def load_suite(spec: str, reps: int | None = None, config_override=None) -> Suit
                     mod = workloads.get(name)
                 except workloads.UnknownWorkload as e:
                     raise SuiteError(f"{where}: {e}") from None
-                bad = set(w) - set(mod.PARAMS) - {"scale"}
+                bad = set(w) - set(mod.Params.names()) - {"scale"}
                 if bad:
                     raise SuiteError(f"{where}: workload {name!r} has no parameter(s) {', '.join(sorted(bad))}")
+                try:
+                    mod.Params.of({k: v for k, v in w.items() if k != "scale"})
+                except ValueError as e:
+                    raise SuiteError(f"{where}: workload {name!r}: {e}") from None
             wl.append((name, w))
         for s in m["strategies"]:
             try:

@@ -127,7 +127,7 @@ def _build_trace(args):
         return tr, {"file": args.workload[len('trace:'):], **tr.meta}
     mod = workloads.get(args.workload)
     if args.ops:
-        if "ops" not in mod.PARAMS:
+        if "ops" not in mod.Params.names():
             _bad(f"workload {args.workload!r} has no ops parameter; use --scale")
         params["ops"] = str(args.ops)
     try:
@@ -160,8 +160,8 @@ def cmd_list(args) -> int:
         mod = workloads.get(n)
         print(f"  {n:<12} {mod.DESCRIPTION}")
         if args.verbose:
-            for k, (d, doc) in mod.PARAMS.items():
-                print(f"      {k} = {d!r}  {doc}")
+            for name, default, rng, doc in mod.Params.describe():
+                print(f"      {name} = {default!r} {rng}  {doc}")
     print(f"  {'trace:FILE':<12} a saved trace (alloclab trace gen / import)")
     return EXIT_OK
 

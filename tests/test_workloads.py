@@ -58,20 +58,33 @@ def test_module_contract(name):
     sig = inspect.signature(mod.generate)
     assert list(sig.parameters)[:3] == ["procs", "seed", "scale"]
     assert sig.parameters["scale"].default == 1.0
-    for k, (default, help_) in mod.PARAMS.items():
-        assert isinstance(default, (int, float, str)) and help_, k
-        assert sig.parameters[k].default == default, k
+    for k, default, rng, help_ in mod.Params.describe():
+        assert isinstance(default, (int, float, str)) and help_ and rng, k
+    # generate's defaults are the declared ones: a call without parameters records exactly them, in order
+    params = gen(name).meta["params"]
+    assert list(params.items()) == list(mod.Params().to_dict().items())
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_params_raise_one_line_value_error(name):
     mod = workloads.get(name)
-    k = next(k for k, (d, _) in mod.PARAMS.items() if isinstance(d, (int, float)))
+    k = next(k for k, d, _, _ in mod.Params.describe() if isinstance(d, (int, float)))
     with pytest.raises(ValueError) as e:
         generate(name, scale=SMALL[name], **{k: -1})
     assert k in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ValueError):
         workloads.parse_params(mod, {"no_such_param": "1"})
+
+
+@pytest.mark.parametrize("name", NAMES + ["random"])
+def test_parse_params_types_and_names_the_range(name):
+    # --param strings take their declared type; a value outside the declared range names the parameter and range
+    mod = workloads.get(name)
+    for k, default, rng, _ in mod.Params.describe():
+        assert workloads.parse_params(mod, {k: str(default)}) == {k: default}, k
+        with pytest.raises(ValueError) as e:
+            workloads.parse_params(mod, {k: "-1" if isinstance(default, (int, float)) else "bogus"})
+        assert k in str(e.value) and rng in str(e.value) and "\n" not in str(e.value), (k, str(e.value))
 
 
 # ------------------------------------------------------------------ every workload
@@ -94,7 +107,7 @@ def test_valid_small_and_all_freed(name):
     assert 1000 < s["ops"] <= 60_000, s["ops"]
     assert s["allocs"] == s["frees"]
     assert tr.meta["generator"] == name and tr.meta["seed"] == 1 and tr.meta["scale"] == SMALL[name]
-    assert set(tr.meta["params"]) == set(workloads.get(name).PARAMS)
+    assert set(tr.meta["params"]) == set(workloads.get(name).Params.names())
     assert tr.meta["sim"]["error"] == 0
     # every workload runs goroutines: descriptors and 2 KiB stacks, as many of each
     desc = (tr.op == 0) & (tr.kind == KIND_STACK) & (tr.size == gosim.G_DESC_BYTES)

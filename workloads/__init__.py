@@ -1,9 +1,12 @@
 """alloclab.workloads: named workloads that generate traces, and trace files.
 
-Each workload module exposes ``NAME``, ``DESCRIPTION``, ``PARAMS`` (name ->
-(default, doc)) and ``generate(procs, seed, scale, **params) -> Trace``.
-``scale`` multiplies the workload's size (1.0 = the publishing default).
-A workload spec ``trace:PATH`` loads a saved trace instead.
+Each workload module exposes ``NAME``, ``DESCRIPTION`` (one line), ``Params``
+(a ``_params.WorkloadParams`` dataclass: every parameter declared once, with
+its default, range and doc) and ``generate(procs, seed, scale, **params) ->
+Trace``, which validates its keyword arguments with ``Params.of``. ``scale``
+multiplies the workload's size (1.0 = the publishing default). A workload
+spec ``trace:PATH`` loads a saved trace instead. docs/adding-a-workload.md
+shows how to add one: a module and a line in ``_REGISTRY``.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import importlib
 import importlib.util
 
 import alloclab.strategies  # noqa: F401  (configures numba's cache folder first)
+from alloclab.workloads._params import UnknownParam
 
 _REGISTRY: dict[str, str] = {
     "random": "alloclab.workloads.random",
@@ -40,17 +44,13 @@ def get(name: str):
 
 
 def parse_params(mod, pairs: dict[str, str] | None) -> dict:
-    """Coerce ``--param k=v`` strings to the types of the workload's defaults."""
-    out = {}
-    for k, v in (pairs or {}).items():
-        if k not in mod.PARAMS:
-            raise ValueError(f"workload {mod.NAME!r} has no parameter {k!r}; it has {', '.join(mod.PARAMS) or 'none'}")
-        default = mod.PARAMS[k][0]
-        try:
-            out[k] = type(default)(v) if not isinstance(v, type(default)) else v
-        except (TypeError, ValueError):
-            raise ValueError(f"workload parameter {k}={v!r}: expected {type(default).__name__}") from None
-    return out
+    """``--param k=v`` strings typed and validated by the workload's ``Params``; only the given keys."""
+    try:
+        return mod.Params.parse(pairs or {})
+    except UnknownParam as e:
+        raise ValueError(f"workload {mod.NAME!r} has {e}") from None
+    except ValueError as e:
+        raise ValueError(f"workload {mod.NAME!r}: {e}") from None
 
 
 def generate(name: str, procs: int = 1, seed: int = 0, scale: float = 1.0, **params):

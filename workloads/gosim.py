@@ -728,21 +728,6 @@ def scaled(n: int | float, scale: float, lo: int = 1) -> int:
     return max(lo, int(round(n * scale)))
 
 
-def check_int(name: str, value, lo: int, hi: int = 1 << 40) -> int:
-    """A workload parameter that must be an integer in [lo, hi] (ValueError, one line)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r}: expected an integer in {lo}..{hi}")
-    return int(value)
-
-
-def check_float(name: str, value, lo: float = 0.0, hi: float = 1.0) -> float:
-    """A workload parameter that must be a number in [lo, hi] (ValueError, one line)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r}: expected a number in [{lo}, {hi}]")
-    return float(value)
-
-
 def spread(mean: int) -> tuple:
     """(lo, hi) of a uniform integer range around ``mean``: mean/2 .. 3*mean/2."""
     return (max(1, mean // 2), max(1, mean + mean // 2))

@@ -22,38 +22,37 @@ peaks near 50 MB (mean object ~13 KiB).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from alloclab.workloads import gosim
+from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "large-mix"
 DESCRIPTION = "small, medium and large (32 KiB-1 MiB) objects: size classes and the large-object path"
-PARAMS = {
-    "goroutines": (40_000, "worker goroutines (x scale)"),
-    "workers": (64, "goroutines alive at most"),
-    "objects": (50, "mean allocations per goroutine (uniform objects/2..3*objects/2)"),
-    "medium": (0.16, "share of 1-32 KiB objects"),
-    "large": (0.04, "share of 32 KiB-1 MiB objects"),
-    "temp_free": (0.5, "chance per step to free the goroutine's newest live object"),
-}
 
 
-def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, goroutines: int = 40_000, workers: int = 64,
-             objects: int = 50, medium: float = 0.16, large: float = 0.04, temp_free: float = 0.5):
-    gosim.check_int("goroutines", goroutines, 1, 100_000_000)
-    gosim.check_int("workers", workers, 1, 1_000_000)
-    gosim.check_int("objects", objects, 1, 1_000_000)
-    gosim.check_float("medium", medium)
-    gosim.check_float("large", large)
-    if medium + large > 1.0:
-        raise ValueError(f"medium + large = {medium + large} exceeds 1")
-    gosim.check_float("temp_free", temp_free)
-    bands = [Band(1.0 - medium - large, 16, 1024, p_noscan=0.3), Band(medium, 1025, 32768, p_noscan=0.7),
-             Band(large, 32769, 1 << 20, p_noscan=0.9)]
+@dataclasses.dataclass(frozen=True)
+class Params(WorkloadParams):
+    goroutines: int = param(40_000, lo=1, hi=100_000_000, doc="worker goroutines (x scale)")
+    workers: int = param(64, lo=1, hi=1_000_000, doc="goroutines alive at most")
+    objects: int = param(50, lo=1, hi=1_000_000, doc="mean allocations per goroutine (uniform objects/2..3*objects/2)")
+    medium: float = share(0.16, "share of 1-32 KiB objects")
+    large: float = share(0.04, "share of 32 KiB-1 MiB objects")
+    temp_free: float = share(0.5, "chance per step to free the goroutine's newest live object")
+
+    def _validate_combination(self):
+        if self.medium + self.large > 1.0:
+            raise ConfigError(f"medium + large = {self.medium + self.large} exceeds 1")
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    p = Params.of(params)
+    bands = [Band(1.0 - p.medium - p.large, 16, 1024, p_noscan=0.3), Band(p.medium, 1025, 32768, p_noscan=0.7),
+             Band(p.large, 32769, 1 << 20, p_noscan=0.9)]
     bands = [b for b in bands if b.weight > 0]
-    worker = GClass(bands=bands, work=gosim.spread(objects), p_free=temp_free, p_cache=0.005, p_handoff=0.02,
+    worker = GClass(bands=bands, work=gosim.spread(p.objects), p_free=p.temp_free, p_cache=0.005, p_handoff=0.02,
                     recv=1, p_grow=0.05, p_yield=0.02, slice=10_000)
-    plan = [Wave(0, gosim.scaled(goroutines, scale), wait=True, max_live=workers)]
-    params = dict(goroutines=goroutines, workers=workers, objects=objects, medium=medium, large=large,
-                  temp_free=temp_free)
-    return gosim.build_trace(NAME, params, [worker], plan, procs, seed, scale,
+    plan = [Wave(0, gosim.scaled(p.goroutines, scale), wait=True, max_live=p.workers)]
+    return gosim.build_trace(NAME, p.to_dict(), [worker], plan, procs, seed, scale,
                              cache_cap=gosim.scaled(2000, scale, lo=16))

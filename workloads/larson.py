@@ -23,36 +23,37 @@ scale 1. Default size: about 5.2M ops at scale 1.0.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from alloclab.workloads import gosim
+from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "larson"
 DESCRIPTION = "Larson & Krishnan server simulation: random slot replacement, successors inherit the slots"
-PARAMS = {
-    "threads": (64, "worker goroutines (each with its own slot table)"),
-    "slots": (1000, "slots (live objects) per worker (x scale, >= 16)"),
-    "rounds": (2000, "slot replacements per worker generation (x scale, >= 16)"),
-    "gens": (20, "generations: a worker is replaced by a successor inheriting its slots gens-1 times"),
-    "min_size": (8, "smallest object (bytes)"),
-    "max_size": (1000, "largest object (bytes); sizes are uniform in between"),
-    "noscan": (0.5, "share of noscan objects"),
-}
 
 
-def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, threads: int = 64, slots: int = 1000,
-             rounds: int = 2000, gens: int = 20, min_size: int = 8, max_size: int = 1000, noscan: float = 0.5):
-    gosim.check_int("threads", threads, 1, 1_000_000)
-    gosim.check_int("slots", slots, 1, 100_000_000)
-    gosim.check_int("rounds", rounds, 1, 1_000_000_000)
-    gosim.check_int("gens", gens, 1, 1_000_000)
-    gosim.check_int("min_size", min_size, 1, 1 << 30)
-    gosim.check_int("max_size", max_size, min_size, 1 << 30)
-    gosim.check_float("noscan", noscan)
-    ns = gosim.scaled(slots, scale, lo=min(16, slots))
-    nr = gosim.scaled(rounds, scale, lo=min(16, rounds))
-    worker = GClass(bands=[Band(1.0, min_size, max_size, p_noscan=noscan, dist="uniform")], work=(nr, nr),
-                    slots=ns, gens=gens, slice=max(8, nr // 4))
-    plan = [Wave(0, threads, wait=True)]
-    params = dict(threads=threads, slots=slots, rounds=rounds, gens=gens, min_size=min_size, max_size=max_size,
-                  noscan=noscan)
-    return gosim.build_trace(NAME, params, [worker], plan, procs, seed, scale)
+@dataclasses.dataclass(frozen=True)
+class Params(WorkloadParams):
+    threads: int = param(64, lo=1, hi=1_000_000, doc="worker goroutines (each with its own slot table)")
+    slots: int = param(1000, lo=1, hi=100_000_000, doc="slots (live objects) per worker (x scale, >= 16)")
+    rounds: int = param(2000, lo=1, hi=1_000_000_000, doc="slot replacements per worker generation (x scale, >= 16)")
+    gens: int = param(20, lo=1, hi=1_000_000,
+                      doc="generations: a worker is replaced by a successor inheriting its slots gens-1 times")
+    min_size: int = param(8, lo=1, hi=1 << 30, doc="smallest object (bytes)")
+    max_size: int = param(1000, lo=1, hi=1 << 30, doc="largest object (bytes); sizes are uniform in between")
+    noscan: float = share(0.5, "share of noscan objects")
+
+    def _validate_combination(self):
+        if self.max_size < self.min_size:
+            raise ConfigError(f"max_size={self.max_size!r}: expected an integer in {self.min_size}..{1 << 30}")
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    p = Params.of(params)
+    ns = gosim.scaled(p.slots, scale, lo=min(16, p.slots))
+    nr = gosim.scaled(p.rounds, scale, lo=min(16, p.rounds))
+    worker = GClass(bands=[Band(1.0, p.min_size, p.max_size, p_noscan=p.noscan, dist="uniform")], work=(nr, nr),
+                    slots=ns, gens=p.gens, slice=max(8, nr // 4))
+    plan = [Wave(0, p.threads, wait=True)]
+    return gosim.build_trace(NAME, p.to_dict(), [worker], plan, procs, seed, scale)

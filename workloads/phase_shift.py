@@ -22,41 +22,39 @@ Default size: 1,000,000 objects of 64 B, then 250,000 of 256 B: about
 """
 from __future__ import annotations
 
+import dataclasses
+
 from alloclab.workloads import gosim
+from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "phase-shift"
 DESCRIPTION = "fill with one size, free 90% at random, allocate another size: external fragmentation"
-PARAMS = {
-    "objects": (1_000_000, "objects allocated in phase 1 (x scale)"),
-    "first_size": (64, "object size of phase 1 (bytes)"),
-    "second_size": (256, "object size of phase 2 (bytes); phase 2 allocates as many bytes as phase 1"),
-    "free_share": (0.9, "share of phase-1 objects freed at random between the phases"),
-    "per_goroutine": (1000, "objects each filler goroutine allocates"),
-    "kind": ("heap", "object kind: heap or noscan"),
-}
 KINDS = {"heap": 0.0, "noscan": 1.0}
 
 
-def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, objects: int = 1_000_000, first_size: int = 64,
-             second_size: int = 256, free_share: float = 0.9, per_goroutine: int = 1000, kind: str = "heap"):
-    gosim.check_int("objects", objects, 1, 1_000_000_000)
-    gosim.check_int("first_size", first_size, 1, 1 << 30)
-    gosim.check_int("second_size", second_size, 1, 1 << 30)
-    gosim.check_float("free_share", free_share)
-    gosim.check_int("per_goroutine", per_goroutine, 1, 1_000_000_000)
-    if kind not in KINDS:
-        raise ValueError(f"kind {kind!r}: choose from heap, noscan")
-    n1 = gosim.scaled(objects, scale)
-    n2 = max(1, n1 * first_size // second_size)
-    per = min(per_goroutine, n1)
+@dataclasses.dataclass(frozen=True)
+class Params(WorkloadParams):
+    objects: int = param(1_000_000, lo=1, hi=1_000_000_000, doc="objects allocated in phase 1 (x scale)")
+    first_size: int = param(64, lo=1, hi=1 << 30, doc="object size of phase 1 (bytes)")
+    second_size: int = param(256, lo=1, hi=1 << 30,
+                             doc="object size of phase 2 (bytes); phase 2 allocates as many bytes as phase 1")
+    free_share: float = share(0.9, "share of phase-1 objects freed at random between the phases")
+    per_goroutine: int = param(1000, lo=1, hi=1_000_000_000, doc="objects each filler goroutine allocates")
+    kind: str = param("heap", choices=tuple(KINDS), doc="object kind: heap or noscan")
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    p = Params.of(params)
+    n1 = gosim.scaled(p.objects, scale)
+    n2 = max(1, n1 * p.first_size // p.second_size)
+    per = min(p.per_goroutine, n1)
     g1, g2 = -(-n1 // per), -(-n2 // per)
-    first = GClass(bands=[Band(1.0, first_size, first_size, p_noscan=KINDS[kind], dist="uniform")], work=(per, per),
+    noscan = KINDS[p.kind]
+    first = GClass(bands=[Band(1.0, p.first_size, p.first_size, p_noscan=noscan, dist="uniform")], work=(per, per),
                    p_cache=1.0)
-    second = GClass(bands=[Band(1.0, second_size, second_size, p_noscan=KINDS[kind], dist="uniform")],
+    second = GClass(bands=[Band(1.0, p.second_size, p.second_size, p_noscan=noscan, dist="uniform")],
                     work=(per, per), p_cache=1.0)
-    plan = [Wave(0, g1, wait=True), Wave(1, g2, wait=True, evict=free_share)]
-    params = dict(objects=objects, first_size=first_size, second_size=second_size, free_share=free_share,
-                  per_goroutine=per_goroutine, kind=kind)
-    return gosim.build_trace(NAME, params, [first, second], plan, procs, seed, scale,
+    plan = [Wave(0, g1, wait=True), Wave(1, g2, wait=True, evict=p.free_share)]
+    return gosim.build_trace(NAME, p.to_dict(), [first, second], plan, procs, seed, scale,
                              cache_cap=g1 * per + g2 * per)

@@ -26,36 +26,37 @@ bounded by the channels: procs x chan_cap x ~1 KiB.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from alloclab.workloads import gosim
+from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "pipeline"
 DESCRIPTION = "producers allocate messages, consumers on other Ps free them (cross-P frees through channels)"
-PARAMS = {
-    "items": (2_000_000, "messages sent through the pipeline (x scale)"),
-    "batch": (256, "mean messages per producer goroutine (uniform batch/2..3*batch/2)"),
-    "payload": (0.25, "share of messages that are 1-8 KiB payload buffers (else 32-512 B structs)"),
-    "stages": (32, "producer and consumer goroutines alive at most"),
-    "chan_cap": (1024, "channel capacity per P (messages)"),
-}
 
 
-def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, items: int = 2_000_000, batch: int = 256,
-             payload: float = 0.25, stages: int = 32, chan_cap: int = 1024):
-    gosim.check_int("items", items, 1, 1_000_000_000)
-    gosim.check_int("batch", batch, 1, 10_000_000)
-    gosim.check_float("payload", payload)
-    gosim.check_int("stages", stages, 2, 10_000_000)
-    gosim.check_int("chan_cap", chan_cap, 1, 1 << 24)
-    n = gosim.scaled(items, scale)
-    b = min(batch, n)
-    bands = [Band(1.0 - payload, 32, 512, p_noscan=0.0), Band(payload, 1024, 8192, p_noscan=1.0)]
+@dataclasses.dataclass(frozen=True)
+class Params(WorkloadParams):
+    items: int = param(2_000_000, lo=1, hi=1_000_000_000, doc="messages sent through the pipeline (x scale)")
+    batch: int = param(256, lo=1, hi=10_000_000,
+                       doc="mean messages per producer goroutine (uniform batch/2..3*batch/2)")
+    payload: float = share(0.25, "share of messages that are 1-8 KiB payload buffers (else 32-512 B structs)")
+    stages: int = param(32, lo=2, hi=10_000_000, doc="producer and consumer goroutines alive at most")
+    chan_cap: int = param(1024, lo=1, hi=1 << 24, doc="channel capacity per P (messages)")
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    p = Params.of(params)
+    n = gosim.scaled(p.items, scale)
+    b = min(p.batch, n)
+    bands = [Band(1.0 - p.payload, 32, 512, p_noscan=0.0), Band(p.payload, 1024, 8192, p_noscan=1.0)]
     bands = [x for x in bands if x.weight > 0]
     producer = GClass(bands=bands, work=gosim.spread(b), p_handoff=1.0, p_grow=0.01)
     # a consumer lives as long as a producer and can drain twice as fast
     consumer = GClass(bands=[Band(1.0, 16, 64, p_noscan=1.0)], work=gosim.spread(b), p_alloc=0.25, p_free=0.8,
                       recv=2, p_grow=0.01)
     producers = -(-n // b)
-    plan = [Wave((0, 1), 2 * producers, wait=True, max_live=stages)]
-    params = dict(items=items, batch=batch, payload=payload, stages=stages, chan_cap=chan_cap)
-    return gosim.build_trace(NAME, params, [producer, consumer], plan, procs, seed, scale, inbox_cap=chan_cap)
+    plan = [Wave((0, 1), 2 * producers, wait=True, max_live=p.stages)]
+    return gosim.build_trace(NAME, p.to_dict(), [producer, consumer], plan, procs, seed, scale,
+                             inbox_cap=p.chan_cap)

@@ -15,23 +15,42 @@ Default size: 1,000,000 ops at scale 1.0 (``ops`` overrides it).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from numba import njit
 
+from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
 from alloclab.workloads.trace import make_trace
 
 NAME = "random"
 DESCRIPTION = "random sizes from a chosen distribution around a target live set (for tests and micro-benchmarks)"
 DISTS = {"small": (8, 256), "medium": (8, 4096), "mixed": (8, 32768), "large": (32768, 1 << 20), "fixed": (None, None)}
-PARAMS = {
-    "ops": (0, "total ops incl. the final drain (0 = 1,000,000 x scale)"),
-    "dist": ("small", "size distribution: " + ", ".join(DISTS)),
-    "min_size": (0, "smallest size (0 = the distribution's)"),
-    "max_size": (0, "largest size (0 = the distribution's)"),
-    "live": (10000, "target number of live objects"),
-    "cross_p": (0.0, "share of frees performed on another P"),
-    "kind": ("mixed", "object kind: heap, noscan or mixed (half each)"),
-}
+KINDS = {"heap": 0, "noscan": 1, "mixed": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(WorkloadParams):
+    ops: int = param(0, lo=0, hi=2_000_000_000, doc="total ops incl. the final drain (0 = 1,000,000 x scale)")
+    dist: str = param("small", choices=tuple(DISTS), doc="size distribution: " + ", ".join(DISTS))
+    min_size: int = param(0, lo=0, hi=1 << 30, doc="smallest size (0 = the distribution's)")
+    max_size: int = param(0, lo=0, hi=1 << 30, doc="largest size (0 = the distribution's)")
+    live: int = param(10000, lo=1, hi=2_000_000_000, doc="target number of live objects")
+    cross_p: float = share(0.0, "share of frees performed on another P")
+    kind: str = param("mixed", choices=tuple(KINDS), doc="object kind: heap, noscan or mixed (half each)")
+
+    def sizes(self) -> tuple[int, int]:
+        """(smallest, largest) size: min_size and max_size, or the distribution's where they are 0."""
+        lo, hi = DISTS[self.dist]
+        lo = self.min_size or lo
+        return lo, self.max_size or hi or lo
+
+    def _validate_combination(self):
+        lo, hi = self.sizes()
+        if lo is None:
+            raise ConfigError("dist=fixed needs min_size")
+        if not (1 <= lo <= hi <= 1 << 30):
+            raise ConfigError(f"sizes must satisfy 1 <= min_size <= max_size <= 1 GiB (got {lo}..{hi})")
 
 
 @njit(cache=True)
@@ -105,29 +124,14 @@ def _gen(nops, nprocs, live_target, lo, hi, cross_p, kind_mode, seed):
     return p, op, kind, size, obj
 
 
-def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, ops: int = 0, dist: str = "small",
-             min_size: int = 0, max_size: int = 0, live: int = 10000, cross_p: float = 0.0,
-             kind: str = "mixed"):
-    if dist not in DISTS:
-        raise ValueError(f"dist {dist!r}: choose from {', '.join(DISTS)}")
-    lo, hi = DISTS[dist]
-    lo = min_size or lo
-    hi = max_size or hi or lo
-    if lo is None:
-        raise ValueError("dist=fixed needs min_size")
-    if not (1 <= lo <= hi <= 1 << 30):
-        raise ValueError(f"sizes must satisfy 1 <= min_size <= max_size <= 1 GiB (got {lo}..{hi})")
-    nops = int(ops or round(1_000_000 * scale))
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    p = Params.of(params)
+    lo, hi = p.sizes()
+    nops = int(p.ops or round(1_000_000 * scale))
     if nops < 2 or nops > 2_000_000_000:
         raise ValueError(f"ops {nops} outside 2..2e9")
-    if live < 1:
-        raise ValueError("live must be >= 1")
-    if not 0.0 <= cross_p <= 1.0:
-        raise ValueError("cross_p must be within [0, 1]")
-    kinds = {"heap": 0, "noscan": 1, "mixed": 2}
-    if kind not in kinds:
-        raise ValueError(f"kind {kind!r}: choose from heap, noscan, mixed")
-    cols = _gen(nops, procs, live, lo, hi, cross_p, kinds[kind], seed)
-    params = dict(ops=nops, dist=dist, min_size=lo, max_size=hi, live=live, cross_p=cross_p, kind=kind)
+    cols = _gen(nops, procs, p.live, lo, hi, p.cross_p, KINDS[p.kind], seed)
+    # the trace records the resolved op count and sizes
+    params = dict(p.to_dict(), ops=nops, min_size=lo, max_size=hi)
     return make_trace(*cols, procs=procs, meta=dict(generator=NAME, params=params, seed=seed, scale=scale),
                       validate=False)

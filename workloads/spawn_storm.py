@@ -22,29 +22,29 @@ Default size: 1,000,000 goroutines, about 9.5M ops at scale 1.0.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from alloclab.workloads import gosim
+from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "spawn-storm"
 DESCRIPTION = "1M short goroutines spawned in waves: G descriptors, 2 KiB stacks and a few small objects each"
-PARAMS = {
-    "goroutines": (1_000_000, "goroutines spawned in total (x scale)"),
-    "waves": (100, "spawn waves; main waits for each wave to exit before the next"),
-    "objects": (4, "most small objects a goroutine allocates (uniform 1..objects)"),
-    "grow": (0.05, "chance per step that a goroutine doubles its stack (2 -> 4 -> 8 KiB)"),
-}
 
 
-def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, goroutines: int = 1_000_000, waves: int = 100,
-             objects: int = 4, grow: float = 0.05):
-    gosim.check_int("goroutines", goroutines, 1, 100_000_000)
-    gosim.check_int("waves", waves, 1, 1_000_000)
-    gosim.check_int("objects", objects, 1, 10_000)
-    gosim.check_float("grow", grow)
-    n = gosim.scaled(goroutines, scale)
-    nw = min(waves, n)
+@dataclasses.dataclass(frozen=True)
+class Params(WorkloadParams):
+    goroutines: int = param(1_000_000, lo=1, hi=100_000_000, doc="goroutines spawned in total (x scale)")
+    waves: int = param(100, lo=1, hi=1_000_000, doc="spawn waves; main waits for each wave to exit before the next")
+    objects: int = param(4, lo=1, hi=10_000, doc="most small objects a goroutine allocates (uniform 1..objects)")
+    grow: float = share(0.05, "chance per step that a goroutine doubles its stack (2 -> 4 -> 8 KiB)")
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    p = Params.of(params)
+    n = gosim.scaled(p.goroutines, scale)
+    nw = min(p.waves, n)
     per, extra = divmod(n, nw)
-    worker = GClass(bands=[Band(1.0, 8, 256, p_noscan=0.5)], work=(1, objects), p_grow=grow)
+    worker = GClass(bands=[Band(1.0, 8, 256, p_noscan=0.5)], work=(1, p.objects), p_grow=p.grow)
     plan = [Wave(0, per + (1 if i < extra else 0), wait=True) for i in range(nw)]
-    params = dict(goroutines=goroutines, waves=waves, objects=objects, grow=grow)
-    return gosim.build_trace(NAME, params, [worker], plan, procs, seed, scale)
+    return gosim.build_trace(NAME, p.to_dict(), [worker], plan, procs, seed, scale)

@@ -19,32 +19,30 @@ is small (< 2 MB of objects plus stacks).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from alloclab.workloads import gosim
+from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "tiny"
 DESCRIPTION = "1-15 B noscan objects: strings, small byte slices, boxed scalars (the tiny-allocator case)"
-PARAMS = {
-    "goroutines": (30_000, "worker goroutines (x scale)"),
-    "objects": (100, "mean allocations per goroutine (uniform objects/2..3*objects/2)"),
-    "temp_free": (0.3, "chance per step to free the goroutine's newest live object"),
-    "cache_share": (0.02, "share of objects kept in the long-lived table"),
-    "cache_entries": (100_000, "long-lived table capacity (x scale)"),
-}
 
 
-def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, goroutines: int = 30_000, objects: int = 100,
-             temp_free: float = 0.3, cache_share: float = 0.02, cache_entries: int = 100_000):
-    gosim.check_int("goroutines", goroutines, 1, 100_000_000)
-    gosim.check_int("objects", objects, 1, 1_000_000)
-    gosim.check_float("temp_free", temp_free)
-    gosim.check_float("cache_share", cache_share, 0.0, 0.95)
-    gosim.check_int("cache_entries", cache_entries, 1, 100_000_000)
-    worker = GClass(bands=[Band(1.0, 1, 15, p_noscan=1.0, dist="uniform")], work=gosim.spread(objects),
-                    p_free=temp_free, p_cache=cache_share, p_handoff=0.05, recv=1, p_grow=0.02, p_yield=0.02,
+@dataclasses.dataclass(frozen=True)
+class Params(WorkloadParams):
+    goroutines: int = param(30_000, lo=1, hi=100_000_000, doc="worker goroutines (x scale)")
+    objects: int = param(100, lo=1, hi=1_000_000, doc="mean allocations per goroutine (uniform objects/2..3*objects/2)")
+    temp_free: float = share(0.3, "chance per step to free the goroutine's newest live object")
+    cache_share: float = share(0.02, "share of objects kept in the long-lived table", hi=0.95)
+    cache_entries: int = param(100_000, lo=1, hi=100_000_000, doc="long-lived table capacity (x scale)")
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    p = Params.of(params)
+    worker = GClass(bands=[Band(1.0, 1, 15, p_noscan=1.0, dist="uniform")], work=gosim.spread(p.objects),
+                    p_free=p.temp_free, p_cache=p.cache_share, p_handoff=0.05, recv=1, p_grow=0.02, p_yield=0.02,
                     slice=10_000)
-    plan = [Wave(0, gosim.scaled(goroutines, scale), wait=True, max_live=256)]
-    params = dict(goroutines=goroutines, objects=objects, temp_free=temp_free, cache_share=cache_share,
-                  cache_entries=cache_entries)
-    return gosim.build_trace(NAME, params, [worker], plan, procs, seed, scale,
-                             cache_cap=gosim.scaled(cache_entries, scale, lo=16))
+    plan = [Wave(0, gosim.scaled(p.goroutines, scale), wait=True, max_live=256)]
+    return gosim.build_trace(NAME, p.to_dict(), [worker], plan, procs, seed, scale,
+                             cache_cap=gosim.scaled(p.cache_entries, scale, lo=16))

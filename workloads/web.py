@@ -25,49 +25,44 @@ Default size: 100,000 requests, about 8.5M ops at scale 1.0; live memory
 """
 from __future__ import annotations
 
+import dataclasses
+
 from alloclab.workloads import gosim
+from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "web"
 DESCRIPTION = "one goroutine per request: many 16-256 B objects, KiB buffers, a long-lived cache"
-PARAMS = {
-    "requests": (100_000, "requests (goroutines) served (x scale)"),
-    "conns": (512, "requests in flight at most (the accept loop blocks above it)"),
-    "objects": (40, "mean allocations per request (uniform objects/2..3*objects/2)"),
-    "small": (0.9, "share of 16-256 B objects; the rest are 1-16 KiB buffers"),
-    "temp_free": (0.3, "chance per step to free the request's newest live object"),
-    "cache_share": (0.02, "share of objects kept in the long-lived cache"),
-    "cache_entries": (50_000, "cache capacity in objects (x scale); a full cache evicts at random"),
-    "handoff": (0.02, "share of objects handed to a goroutine on another P through a channel"),
-    "grow": (0.05, "chance per step that a request doubles its stack (2 -> 4 -> 8 KiB)"),
-    "block": (0.05, "chance per step that a request blocks and resumes via the global run queue"),
-}
 
 
-def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, requests: int = 100_000, conns: int = 512,
-             objects: int = 40, small: float = 0.9, temp_free: float = 0.3, cache_share: float = 0.02,
-             cache_entries: int = 50_000, handoff: float = 0.02, grow: float = 0.05, block: float = 0.05):
-    gosim.check_int("requests", requests, 1, 100_000_000)
-    gosim.check_int("conns", conns, 1, 10_000_000)
-    gosim.check_int("objects", objects, 1, 100_000)
-    gosim.check_float("small", small)
-    gosim.check_float("temp_free", temp_free)
-    gosim.check_float("cache_share", cache_share)
-    gosim.check_int("cache_entries", cache_entries, 1, 100_000_000)
-    gosim.check_float("handoff", handoff)
-    if cache_share + handoff > 1.0:
-        raise ValueError(f"cache_share + handoff = {cache_share + handoff} exceeds 1")
-    gosim.check_float("grow", grow)
-    gosim.check_float("block", block)
-    bands = [Band(small, 16, 256, p_noscan=0.3), Band(1.0 - small, 1024, 16384, p_noscan=0.9)]
-    if small >= 1.0:
+@dataclasses.dataclass(frozen=True)
+class Params(WorkloadParams):
+    requests: int = param(100_000, lo=1, hi=100_000_000, doc="requests (goroutines) served (x scale)")
+    conns: int = param(512, lo=1, hi=10_000_000, doc="requests in flight at most (the accept loop blocks above it)")
+    objects: int = param(40, lo=1, hi=100_000, doc="mean allocations per request (uniform objects/2..3*objects/2)")
+    small: float = share(0.9, "share of 16-256 B objects; the rest are 1-16 KiB buffers")
+    temp_free: float = share(0.3, "chance per step to free the request's newest live object")
+    cache_share: float = share(0.02, "share of objects kept in the long-lived cache")
+    cache_entries: int = param(50_000, lo=1, hi=100_000_000,
+                               doc="cache capacity in objects (x scale); a full cache evicts at random")
+    handoff: float = share(0.02, "share of objects handed to a goroutine on another P through a channel")
+    grow: float = share(0.05, "chance per step that a request doubles its stack (2 -> 4 -> 8 KiB)")
+    block: float = share(0.05, "chance per step that a request blocks and resumes via the global run queue")
+
+    def _validate_combination(self):
+        if self.cache_share + self.handoff > 1.0:
+            raise ConfigError(f"cache_share + handoff = {self.cache_share + self.handoff} exceeds 1")
+
+
+def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
+    p = Params.of(params)
+    bands = [Band(p.small, 16, 256, p_noscan=0.3), Band(1.0 - p.small, 1024, 16384, p_noscan=0.9)]
+    if p.small >= 1.0:
         bands = bands[:1]
-    elif small <= 0.0:
+    elif p.small <= 0.0:
         bands = bands[1:]
-    request = GClass(bands=bands, work=gosim.spread(objects), p_free=temp_free, p_cache=cache_share,
-                     p_handoff=handoff, recv=1, p_grow=grow, p_yield=block, slice=10_000)
-    plan = [Wave(0, gosim.scaled(requests, scale), wait=True, max_live=conns)]
-    params = dict(requests=requests, conns=conns, objects=objects, small=small, temp_free=temp_free,
-                  cache_share=cache_share, cache_entries=cache_entries, handoff=handoff, grow=grow, block=block)
-    return gosim.build_trace(NAME, params, [request], plan, procs, seed, scale,
-                             cache_cap=gosim.scaled(cache_entries, scale, lo=16))
+    request = GClass(bands=bands, work=gosim.spread(p.objects), p_free=p.temp_free, p_cache=p.cache_share,
+                     p_handoff=p.handoff, recv=1, p_grow=p.grow, p_yield=p.block, slice=10_000)
+    plan = [Wave(0, gosim.scaled(p.requests, scale), wait=True, max_live=p.conns)]
+    return gosim.build_trace(NAME, p.to_dict(), [request], plan, procs, seed, scale,
+                             cache_cap=gosim.scaled(p.cache_entries, scale, lo=16))
