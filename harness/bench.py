@@ -31,6 +31,7 @@ from typing import Any
 from alloclab import strategies, workloads
 from alloclab.harness import results as R
 from alloclab.harness import runner
+from alloclab.harness.limits import DEFAULT_ARENA_MB, MAX_ARENA_MB, MAX_PROCS
 from alloclab.strategies._config import ConfigError
 
 BUILTIN_SUITES = ("quick", "full", "targets", "scaling")
@@ -102,11 +103,11 @@ def load_suite(spec: str, reps: int | None = None, config_override=None) -> Suit
         raise SuiteError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
     suite = Suite(name=str(head.get("name", Path(source).stem)), description=str(head.get("description", "")),
                   reps=int(reps or head.get("reps", 3)), seed=int(head.get("seed", 0)),
-                  arena_mb=int(head.get("arena_mb", 2048)), source=source)
+                  arena_mb=int(head.get("arena_mb", DEFAULT_ARENA_MB)), source=source)
     if not 1 <= suite.reps <= 1000:
         raise SuiteError(f"{source}: reps {suite.reps} outside 1..1000")
-    if not 1 <= suite.arena_mb <= 65536:
-        raise SuiteError(f"{source}: arena_mb {suite.arena_mb} outside 1..65536")
+    if not 1 <= suite.arena_mb <= MAX_ARENA_MB:
+        raise SuiteError(f"{source}: arena_mb {suite.arena_mb} outside 1..{MAX_ARENA_MB}")
     matrices = data.get("matrix")
     if not isinstance(matrices, list) or not matrices:
         raise SuiteError(f"{source}: needs at least one [[matrix]] block")
@@ -124,8 +125,8 @@ def load_suite(spec: str, reps: int | None = None, config_override=None) -> Suit
         procs = m.get("procs", [1])
         modes = m.get("modes", ["serial"])
         configs = m.get("configs", [{}])
-        if not (isinstance(procs, list) and procs and all(isinstance(p, int) and 1 <= p <= 1024 for p in procs)):
-            raise SuiteError(f"{where}: 'procs' must be a list of integers in 1..1024")
+        if not (isinstance(procs, list) and procs and all(isinstance(p, int) and 1 <= p <= MAX_PROCS for p in procs)):
+            raise SuiteError(f"{where}: 'procs' must be a list of integers in 1..{MAX_PROCS}")
         if not (isinstance(modes, list) and modes and all(x in runner.MODES for x in modes)):
             raise SuiteError(f"{where}: 'modes' must be a list of {', '.join(runner.MODES)}")
         if not (isinstance(configs, list) and configs and all(isinstance(c, dict) for c in configs)):

@@ -13,8 +13,9 @@ import sys
 import tomllib
 from pathlib import Path
 
+from alloclab.harness.limits import DEFAULT_ARENA_MB, MAX_ARENA_MB, MAX_PROCS
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-MAX_PROCS = 1024
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,8 +66,8 @@ def _procs(s: str) -> int:
 
 def _arena_mb(s: str) -> int:
     v = _positive_int(s)
-    if v > 65536:
-        raise argparse.ArgumentTypeError(f"arena {v} MiB above the limit 65536 MiB")
+    if v > MAX_ARENA_MB:
+        raise argparse.ArgumentTypeError(f"arena {v} MiB above the limit {MAX_ARENA_MB} MiB")
     return v
 
 
@@ -401,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="strategy config (TOML)")
     s.add_argument("--check", action="store_true", help="verify every op and the strategy's invariants")
     s.add_argument("--json", action="store_true", help="one JSON object per repetition")
-    s.add_argument("--arena-mb", type=_arena_mb, default=2048, help="simulated address space (MiB, 1..65536)")
+    s.add_argument("--arena-mb", type=_arena_mb, default=DEFAULT_ARENA_MB,
+                   help=f"simulated address space (MiB, 1..{MAX_ARENA_MB})")
     s.add_argument("--out", help="also append the rows to this results folder")
     s.set_defaults(fn=cmd_run)
 
@@ -414,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=_scale, default=0.05)
     s.add_argument("--param", "-P", type=_kv, action="append", metavar="KEY=VALUE")
     s.add_argument("--mode", choices=("serial", "threads"), default="serial")
-    s.add_argument("--arena-mb", type=_arena_mb, default=2048)
+    s.add_argument("--arena-mb", type=_arena_mb, default=DEFAULT_ARENA_MB)
     s.set_defaults(fn=cmd_check)
 
     s = sub.add_parser("trace", help="generate, inspect or import traces")
@@ -463,6 +465,9 @@ def _add_extra_commands(sub) -> None:
 
 
 def main(argv=None) -> int:
+    from alloclab.strategies import _numba_cache
+
+    _numba_cache.configure()   # before any kernel module is imported: numba reads it at decoration
     from alloclab.harness.errors import UsageError
     from alloclab.strategies import UnavailableStrategy, UnknownStrategy
     from alloclab.strategies._config import ConfigError

@@ -15,13 +15,13 @@ import html
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alloclab.harness import results as R
+from alloclab.harness.atomic_file import atomic_write
 from alloclab.harness import stats as S
 
 CELL = ["strategy", "config_hash", "workload", "workload_json", "procs", "mode"]
@@ -329,24 +329,12 @@ def sizeclass_waste(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _table_for(strategy: str, cfg: dict):
+    """The strategy's size-class table (its descriptor's ``size_classes`` hook), or None."""
     from alloclab import strategies
 
-    if strategy == "go":
-        from alloclab.strategies.go import sizeclasses as SC
-
-        mod = strategies.get("go")
-        table = SC.generate(mod.Config.from_dict(cfg))
-        return pd.DataFrame(SC.table_rows(table)) if hasattr(SC, "table_rows") else _parse_csv(SC.format_table(table, csv=True))
-    if strategy in ("bitmap", "freelist"):
-        from alloclab.strategies import _sizeclass_simple as SS
-
-        if hasattr(SS, "waste_table"):
-            return pd.DataFrame(SS.waste_table())
-    return None
-
-
-def _parse_csv(text: str) -> pd.DataFrame:
-    return pd.read_csv(io.StringIO(text))
+    d = strategies.descriptor(strategy)
+    rows = d.size_classes(d.load().Config.from_dict(cfg))
+    return None if rows is None else pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------- writing
@@ -478,19 +466,12 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Pat
             metas.append({"folder": str(d)})
     out.mkdir(parents=True, exist_ok=True)
     cells = _cells_table(summary)
-    _atomic_text(out / "summary.csv", cells.to_csv(index=False))
+    atomic_write(out / "summary.csv", cells.to_csv(index=False))
     _write_md(out, cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables, scaling)
     index = out / "index.html"
-    _atomic_text(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables,
+    atomic_write(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables,
                               scaling))
     return index
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -544,7 +525,7 @@ def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_
     if not failed.empty:
         parts.append("\n## Failed cells\n")
         parts.append(_md_table(failed))
-    _atomic_text(out / "report.md", "\n".join(parts) + "\n")
+    atomic_write(out / "report.md", "\n".join(parts) + "\n")
 
 
 def _html_table(df: pd.DataFrame) -> str:

@@ -1,7 +1,7 @@
 """Result rows and the results store.
 
-One row per measured run (cell x repetition), metrics as columns (DESIGN.md
-"Results"). A run folder ``results/<run-id>/`` holds ``meta.json`` (machine,
+One row per measured run (cell x repetition), metrics as columns (see
+docs/design.md, "Results"). A run folder ``results/<run-id>/`` holds ``meta.json`` (machine,
 commit, versions, suite) and Parquet parts ``part-NNNN.parquet`` that are
 only ever added: each is written to a temp file in the same folder and
 renamed into place, so a killed process leaves whole parts or none.
@@ -14,12 +14,12 @@ import datetime as _dt
 import json
 import os
 import platform
-import re
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+from alloclab.harness.atomic_file import atomic_path, atomic_write
 
 SCHEMA_VERSION = 1
 
@@ -137,7 +137,7 @@ class ResultsStore:
             raise OSError(f"results folder {self.dir} is not writable")
         mp = self.dir / "meta.json"
         if not mp.exists():
-            _atomic_write(mp, json.dumps({"schema_version": SCHEMA_VERSION, "created_at": now_iso(),
+            atomic_write(mp, json.dumps({"schema_version": SCHEMA_VERSION, "created_at": now_iso(),
                                           **machine(), **(meta or {})}, indent=2, default=str).encode())
 
     def parts(self) -> list[Path]:
@@ -163,14 +163,10 @@ class ResultsStore:
                 break
             except FileExistsError:
                 n += 1
-        fdt, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=self.dir)
-        os.close(fdt)
         try:
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                df.to_parquet(tmp, index=False)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
             try:
                 os.unlink(path.with_suffix(".claim"))
             except FileNotFoundError:
@@ -188,18 +184,6 @@ class ResultsStore:
         for cid, g in df.groupby("cell_id"):
             out[cid] = 10**9 if (g["status"] != "ok").any() else int(g["rep"].nunique())
         return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _migrate(df, version: int):
@@ -232,10 +216,3 @@ def load(run_dirs: Iterable[str | os.PathLike]):
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     return pd.concat(frames, ignore_index=True)
-
-
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-def valid_run_id(s: str) -> bool:
-    return bool(_RUN_ID_RE.match(s))

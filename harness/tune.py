@@ -48,6 +48,8 @@ import numpy as np
 from alloclab import strategies, workloads
 from alloclab.harness import results as R
 from alloclab.harness import runner
+from alloclab.harness.atomic_file import atomic_write
+from alloclab.harness.limits import DEFAULT_ARENA_MB
 from alloclab.strategies._config import ConfigError
 
 OBJECTIVES = ("memory", "inuse", "time", "locks")
@@ -81,7 +83,7 @@ class TuneSpec:
     seed: int = 0
     n_seeds: int = 1
     time_reps: int = 3
-    arena_mb: int = 2048
+    arena_mb: int = DEFAULT_ARENA_MB
     tune_all: bool = False
     fixed: dict[str, Any] = field(default_factory=dict)
 
@@ -129,10 +131,11 @@ def evaluate(spec: TuneSpec, config, workload_list=None, seed=None) -> dict[str,
     default 1) and its metrics are the geometric mean over them (see ``inuse`` in the
     module docstring for why mapped memory alone is a poor search signal).
     """
-    from alloclab.strategies import _counters as C
+    from alloclab.strategies import _counters as counters
 
     seeds = [spec.seed + i for i in range(spec.n_seeds)] if seed is None else [seed]
-    mod = strategies.get(spec.strategy)
+    strategies.get(spec.strategy)   # unknown or unavailable: the one-line error, before any run
+    d = strategies.descriptor(spec.strategy)
     per = {}
     for w in workload_list or spec.workloads:
         rows = []
@@ -148,13 +151,13 @@ def evaluate(spec: TuneSpec, config, workload_list=None, seed=None) -> dict[str,
             st = tr.stats()
             c = r0.counters
             live = max(st["peak_live_bytes"], 1)
-            inuse = mod.peak_inuse_bytes(r0.state) if hasattr(mod, "peak_inuse_bytes") else r0.peak_mapped_bytes
-            floor = mod.mapped_floor(config, live) if hasattr(mod, "mapped_floor") else live
+            inuse = d.peak_inuse_bytes(r0)
+            floor = d.mapped_floor(config, live)
             rows.append(dict(overhead=r0.peak_mapped_bytes / live, inuse_overhead=inuse / live, floor_overhead=floor / live,
                              peak_mapped_bytes=r0.peak_mapped_bytes, peak_live_bytes=st["peak_live_bytes"],
                              ns_per_op=statistics.median(r.wall_s * 1e9 / len(tr) for _, r in res),
-                             locks=(int(c[C.LOCK_CENTRAL]) + int(c[C.LOCK_GLOBAL])) * 1000 / len(tr),
-                             fast_path_rate=int(c[C.FAST_HITS]) / max(int(c[C.ALLOCS]), 1)))
+                             locks=(int(c[counters.LOCK_CENTRAL]) + int(c[counters.LOCK_GLOBAL])) * 1000 / len(tr),
+                             fast_path_rate=int(c[counters.FAST_HITS]) / max(int(c[counters.ALLOCS]), 1)))
         per[w] = {k: _gmean([r[k] for r in rows]) if k in ("overhead", "inuse_overhead", "floor_overhead", "ns_per_op")
                   else float(np.mean([r[k] for r in rows])) for k in rows[0]}
     values = {"memory": _gmean([v["overhead"] for v in per.values()]),
@@ -377,10 +380,7 @@ def write_best_toml(path: Path, strategy: str, config, note: str) -> None:
     lines = [f"# {note}", f"[{strategy}]"]
     for k, v in config.to_dict().items():
         lines.append(f"{k} = {json.dumps(v) if not isinstance(v, bool) else str(v).lower()}")
-    text = "\n".join(lines) + "\n"
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def study_record(study, spec: TuneSpec, validation: list[dict], best_configs: list) -> dict[str, Any]:

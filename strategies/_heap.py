@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from alloclab.strategies._kernel import kernel
 
+from alloclab.harness.limits import DEFAULT_ARENA_MB
 from alloclab.strategies._atomics import atomic_add, atomic_cas, atomic_load
 
 MAPPED = 0      # bytes mapped so far (the high-water mark; mapping is contiguous)
@@ -35,7 +36,6 @@ PEAK = 5        # peak mapped bytes (== MAPPED while nothing unmaps)
 FAILED_REQ = 6  # size of the request that failed
 META_LEN = 8
 
-DEFAULT_ARENA_MB = 2048
 DEFAULT_CHUNK = 64 * 1024  # an OS-ish mapping granule; Go asks for 4 MiB itself
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-import alloclab.strategies  # noqa: F401  (configures numba's cache folder first)
+from alloclab.harness.limits import MAX_PROCS
 from alloclab.workloads._params import UnknownParam
 
 _REGISTRY: dict[str, str] = {
@@ -61,6 +61,6 @@ def generate(name: str, procs: int = 1, seed: int = 0, scale: float = 1.0, **par
     mod = get(name)
     if not (0 < scale <= 1000):
         raise ValueError(f"scale {scale} outside (0, 1000]")
-    if not 1 <= procs <= 1024:
-        raise ValueError(f"procs {procs} outside 1..1024")
+    if not 1 <= procs <= MAX_PROCS:
+        raise ValueError(f"procs {procs} outside 1..{MAX_PROCS}")
     return mod.generate(procs=procs, seed=seed, scale=scale, **params)

@@ -21,7 +21,6 @@ still buffered in the library (at most 32k, 1 MiB).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import shutil
@@ -29,6 +28,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from alloclab.harness.native_build import build_once, cache_folder
 from alloclab.workloads.importers import ImportReport, import_rec
 from alloclab.workloads.trace import Trace, TraceError
 
@@ -39,12 +39,6 @@ LIB_NAME = "librec.so"
 
 class RecorderError(TraceError):
     """The recorder cannot run here (no C compiler, build failure, command not found): one line."""
-
-
-def _cache_root() -> Path:
-    from alloclab.strategies._numba_cache import cache_root
-
-    return cache_root()
 
 
 def compiler() -> str | None:
@@ -60,32 +54,15 @@ def library_path() -> Path:
         src = SOURCE.read_bytes()
     except OSError as e:
         raise RecorderError(f"recorder source {SOURCE} missing ({e.strerror}): reinstall alloclab") from None
-    folder = _cache_root() / f"recorder-{hashlib.sha1(src).hexdigest()[:12]}"
-    lib = folder / LIB_NAME
-    if lib.is_file():
-        return lib
+    folder = cache_folder("recorder", src)
+    if (folder / LIB_NAME).is_file():
+        return folder / LIB_NAME
     cc = compiler()
     if cc is None:
         raise RecorderError("no C compiler found (set CC, or apt-get install gcc) to build the recorder library")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RecorderError(f"cannot create the cache folder {folder} ({e.strerror})") from None
-    # build to a temporary name and rename: two processes building at once both succeed
-    fd, tmp = tempfile.mkstemp(prefix=".librec-", suffix=".so", dir=folder)
-    os.close(fd)
-    cmd = cc.split() + ["-shared", "-fPIC", "-O2", "-o", tmp, str(SOURCE), "-ldl", "-lpthread"]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        os.unlink(tmp)
-        raise RecorderError(f"building the recorder failed: {e}") from None
-    if res.returncode != 0:
-        os.unlink(tmp)
-        first = (res.stderr.strip().splitlines() or ["(no output)"])[0]
-        raise RecorderError(f"building the recorder with {cc} failed: {first}")
-    os.replace(tmp, lib)
-    return lib
+    return build_once(folder, LIB_NAME,
+                      lambda out: cc.split() + ["-shared", "-fPIC", "-O2", "-o", str(out), str(SOURCE), "-ldl", "-lpthread"],
+                      what=f"building the recorder with {cc}", timeout=120, error=RecorderError)
 
 
 def record(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,11 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from alloclab.harness.atomic_file import atomic_path
+from alloclab.harness.limits import MAX_PROCS  # noqa: F401  (importers read it here too)
+
 FORMAT_VERSION = 1
 MAX_OBJECT_SIZE = 1 << 30      # 1 GiB: larger requests are refused as malformed
-MAX_PROCS = 1024
 COLUMNS = {"p": np.int16, "op": np.int8, "kind": np.int8, "size": np.int32, "obj": np.int64}
 
 
@@ -144,14 +145,8 @@ def save(trace: Trace, path: str | os.PathLike) -> None:
     table = pa.table({k: getattr(trace, k) for k in COLUMNS})
     table = table.replace_schema_metadata({b"alloclab": json.dumps(meta, default=str).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def load(path: str | os.PathLike) -> Trace:
