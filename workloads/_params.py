@@ -60,7 +60,14 @@ def _fits(f: dataclasses.Field, v: Any) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class WorkloadParams(ConfigBase):
-    """Base of every workload's ``Params``: int and float fields need ``lo`` and ``hi``."""
+    """Base of every workload's ``Params``; int and float fields need ``lo`` and ``hi``.
+
+    A subclass is made a frozen dataclass when it is defined (no decorator:
+    a second ``@dataclass`` would drop the fields' metadata)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True)(cls)
 
     def validate(self) -> "WorkloadParams":
         for f in dataclasses.fields(self):

@@ -22,8 +22,6 @@ peaks near 50 MB (mean object ~13 KiB).
 """
 from __future__ import annotations
 
-import dataclasses
-
 from alloclab.workloads import gosim
 from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
@@ -32,7 +30,6 @@ NAME = "large-mix"
 DESCRIPTION = "small, medium and large (32 KiB-1 MiB) objects: size classes and the large-object path"
 
 
-@dataclasses.dataclass(frozen=True)
 class Params(WorkloadParams):
     goroutines: int = param(40_000, lo=1, hi=100_000_000, doc="worker goroutines (x scale)")
     workers: int = param(64, lo=1, hi=1_000_000, doc="goroutines alive at most")

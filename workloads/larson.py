@@ -23,8 +23,6 @@ scale 1. Default size: about 5.2M ops at scale 1.0.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from alloclab.workloads import gosim
 from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
@@ -33,7 +31,6 @@ NAME = "larson"
 DESCRIPTION = "Larson & Krishnan server simulation: random slot replacement, successors inherit the slots"
 
 
-@dataclasses.dataclass(frozen=True)
 class Params(WorkloadParams):
     threads: int = param(64, lo=1, hi=1_000_000, doc="worker goroutines (each with its own slot table)")
     slots: int = param(1000, lo=1, hi=100_000_000, doc="slots (live objects) per worker (x scale, >= 16)")

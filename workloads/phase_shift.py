@@ -22,8 +22,6 @@ Default size: 1,000,000 objects of 64 B, then 250,000 of 256 B: about
 """
 from __future__ import annotations
 
-import dataclasses
-
 from alloclab.workloads import gosim
 from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
@@ -33,7 +31,6 @@ DESCRIPTION = "fill with one size, free 90% at random, allocate another size: ex
 KINDS = {"heap": 0.0, "noscan": 1.0}
 
 
-@dataclasses.dataclass(frozen=True)
 class Params(WorkloadParams):
     objects: int = param(1_000_000, lo=1, hi=1_000_000_000, doc="objects allocated in phase 1 (x scale)")
     first_size: int = param(64, lo=1, hi=1 << 30, doc="object size of phase 1 (bytes)")

@@ -26,8 +26,6 @@ bounded by the channels: procs x chan_cap x ~1 KiB.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from alloclab.workloads import gosim
 from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
@@ -36,7 +34,6 @@ NAME = "pipeline"
 DESCRIPTION = "producers allocate messages, consumers on other Ps free them (cross-P frees through channels)"
 
 
-@dataclasses.dataclass(frozen=True)
 class Params(WorkloadParams):
     items: int = param(2_000_000, lo=1, hi=1_000_000_000, doc="messages sent through the pipeline (x scale)")
     batch: int = param(256, lo=1, hi=10_000_000,

@@ -15,8 +15,6 @@ Default size: 1,000,000 ops at scale 1.0 (``ops`` overrides it).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from numba import njit
 
@@ -29,7 +27,6 @@ DISTS = {"small": (8, 256), "medium": (8, 4096), "mixed": (8, 32768), "large": (
 KINDS = {"heap": 0, "noscan": 1, "mixed": 2}
 
 
-@dataclasses.dataclass(frozen=True)
 class Params(WorkloadParams):
     ops: int = param(0, lo=0, hi=2_000_000_000, doc="total ops incl. the final drain (0 = 1,000,000 x scale)")
     dist: str = param("small", choices=tuple(DISTS), doc="size distribution: " + ", ".join(DISTS))

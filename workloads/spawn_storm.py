@@ -22,8 +22,6 @@ Default size: 1,000,000 goroutines, about 9.5M ops at scale 1.0.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from alloclab.workloads import gosim
 from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
@@ -32,7 +30,6 @@ NAME = "spawn-storm"
 DESCRIPTION = "1M short goroutines spawned in waves: G descriptors, 2 KiB stacks and a few small objects each"
 
 
-@dataclasses.dataclass(frozen=True)
 class Params(WorkloadParams):
     goroutines: int = param(1_000_000, lo=1, hi=100_000_000, doc="goroutines spawned in total (x scale)")
     waves: int = param(100, lo=1, hi=1_000_000, doc="spawn waves; main waits for each wave to exit before the next")

@@ -19,8 +19,6 @@ is small (< 2 MB of objects plus stacks).
 """
 from __future__ import annotations
 
-import dataclasses
-
 from alloclab.workloads import gosim
 from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
@@ -29,7 +27,6 @@ NAME = "tiny"
 DESCRIPTION = "1-15 B noscan objects: strings, small byte slices, boxed scalars (the tiny-allocator case)"
 
 
-@dataclasses.dataclass(frozen=True)
 class Params(WorkloadParams):
     goroutines: int = param(30_000, lo=1, hi=100_000_000, doc="worker goroutines (x scale)")
     objects: int = param(100, lo=1, hi=1_000_000, doc="mean allocations per goroutine (uniform objects/2..3*objects/2)")

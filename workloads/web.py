@@ -25,8 +25,6 @@ Default size: 100,000 requests, about 8.5M ops at scale 1.0; live memory
 """
 from __future__ import annotations
 
-import dataclasses
-
 from alloclab.workloads import gosim
 from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
@@ -35,7 +33,6 @@ NAME = "web"
 DESCRIPTION = "one goroutine per request: many 16-256 B objects, KiB buffers, a long-lived cache"
 
 
-@dataclasses.dataclass(frozen=True)
 class Params(WorkloadParams):
     requests: int = param(100_000, lo=1, hi=100_000_000, doc="requests (goroutines) served (x scale)")
     conns: int = param(512, lo=1, hi=10_000_000, doc="requests in flight at most (the accept loop blocks above it)")
