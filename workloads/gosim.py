@@ -75,15 +75,16 @@ GLOBAL_CHECK = 61       # schedtick % 61: fairness check of the global queue
 KIND_HEAP, KIND_NOSCAN, KIND_STACK = 0, 1, 2
 ROOT = 0                # G id of the main goroutine
 
-# class matrix columns (float64)
-(C_WORK_LO, C_WORK_HI, C_P_ALLOC, C_P_FREE, C_P_HANDOFF, C_P_CACHE, C_RECV, C_P_GROW,
- C_MAX_STACK, C_SLICE, C_P_YIELD, C_SLOTS, C_GENS, C_NBANDS) = range(14)
+# Each prefix names the array it indexes.
+# CLS_: columns of the goroutine-class matrix, cls[c, CLS_*] (float64)
+(CLS_WORK_LO, CLS_WORK_HI, CLS_P_ALLOC, CLS_P_FREE, CLS_P_HANDOFF, CLS_P_CACHE, CLS_RECV, CLS_P_GROW,
+ CLS_MAX_STACK, CLS_SLICE, CLS_P_YIELD, CLS_SLOTS, CLS_GENS, CLS_NBANDS) = range(14)
 NCF = 14
-# band columns
+# B_: columns of the size bands, bands[c, b, B_*]
 B_CUM, B_LO, B_HI, B_NOSCAN, B_UNIFORM, B_LOGLO, B_LOGHI = range(7)
 NBF = 7
 MAX_BANDS = 8
-# wave columns
+# W_: columns of main's script of waves, waves[w, W_*]
 W_CLASS_A, W_CLASS_B, W_COUNT, W_WAIT, W_MAX_LIVE, W_EVICT = range(6)
 NWF = 6
 
@@ -91,23 +92,24 @@ STAT_NAMES = ("error", "ticks", "idle_ticks", "steps", "spawns", "exits", "steal
               "runq_overflows", "global_puts", "global_gets", "preempts", "yields", "parks",
               "stack_grows", "handoffs", "handoff_fallbacks", "cache_evictions", "max_live_g",
               "main_evictions", "drained")
-(S_ERROR, S_TICKS, S_IDLE, S_STEPS, S_SPAWNS, S_EXITS, S_STEALS, S_STOLEN, S_RUNQ_OVERFLOW,
- S_GLOBAL_PUTS, S_GLOBAL_GETS, S_PREEMPTS, S_YIELDS, S_PARKS, S_GROWS, S_HANDOFFS,
- S_HANDOFF_FALLBACK, S_CACHE_EVICT, S_MAX_LIVE_G, S_MAIN_EVICT, S_DRAINED) = range(len(STAT_NAMES))
+# ST_: slots of the stats array, stats[ST_*] (named by STAT_NAMES)
+(ST_ERROR, ST_TICKS, ST_IDLE, ST_STEPS, ST_SPAWNS, ST_EXITS, ST_STEALS, ST_STOLEN, ST_RUNQ_OVERFLOW,
+ ST_GLOBAL_PUTS, ST_GLOBAL_GETS, ST_PREEMPTS, ST_YIELDS, ST_PARKS, ST_GROWS, ST_HANDOFFS,
+ ST_HANDOFF_FALLBACK, ST_CACHE_EVICT, ST_MAX_LIVE_G, ST_MAIN_EVICT, ST_DRAINED) = range(len(STAT_NAMES))
 NSTATS = len(STAT_NAMES)
 ERR_TRACE_FULL, ERR_OBJ_FULL, ERR_G_FULL, ERR_DEADLOCK = 1, 2, 3, 4
 
-# scalars shared by the helpers (one small array, mutated in place)
+# K_: scalars shared by the helpers, k[K_*] (one small array, mutated in place)
 K_N, K_NOBJ, K_GQ_HEAD, K_GQ_N, K_NQ, K_NFREE_G, K_NG, K_LIVE_G = range(8)
 NK = 8
-# per-G table rows: gt[row, g]
-(G_CLASS, G_WORK, G_STACK, G_SSIZE, G_DESC, G_HEAD, G_SLOT, G_FILL, G_GEN) = range(9)
+# GT_: rows of the per-G table, gt[GT_*, g]
+(GT_CLASS, GT_WORK, GT_STACK, GT_SSIZE, GT_DESC, GT_HEAD, GT_SLOT, GT_FILL, GT_GEN) = range(9)
 NGF = 9
-# per-P table rows: pt[row, p]
-(P_RQ_HEAD, P_RQ_TAIL, P_RUNNEXT, P_CUR, P_SLICE, P_TICK, P_IB_HEAD, P_IB_N) = range(8)
+# PT_: rows of the per-P table, pt[PT_*, p]
+(PT_RQ_HEAD, PT_RQ_TAIL, PT_RUNNEXT, PT_CUR, PT_SLICE, PT_TICK, PT_IB_HEAD, PT_IB_N) = range(8)
 NPF = 8
 
-# main goroutine's script states
+# R_: states of the main (root) goroutine's script
 R_WAVE, R_EVICT, R_SPAWN, R_WAIT, R_FINAL_WAIT, R_DRAIN_INBOX, R_DRAIN_CACHE = range(7)
 
 
@@ -143,7 +145,7 @@ def _randint(rs, n):
 def _emit(k, stats, tp, top, tk, ts, to, p, op, kind, size, obj):
     n = k[K_N]
     if n >= tp.shape[0]:
-        stats[S_ERROR] = ERR_TRACE_FULL
+        stats[ST_ERROR] = ERR_TRACE_FULL
         return
     tp[n] = p
     top[n] = op
@@ -157,7 +159,7 @@ def _emit(k, stats, tp, top, tk, ts, to, p, op, kind, size, obj):
 def _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, kind, size):
     o = k[K_NOBJ]
     if o >= o_size.shape[0]:
-        stats[S_ERROR] = ERR_OBJ_FULL
+        stats[ST_ERROR] = ERR_OBJ_FULL
         return 0
     k[K_NOBJ] = o + 1
     o_size[o] = size
@@ -197,11 +199,11 @@ def _draw(rs, bands, c, nb):
 def _gq_put(k, stats, gq, g):
     cap = gq.shape[0]
     if k[K_GQ_N] >= cap:
-        stats[S_ERROR] = ERR_G_FULL
+        stats[ST_ERROR] = ERR_G_FULL
         return
     gq[(k[K_GQ_HEAD] + k[K_GQ_N]) % cap] = g
     k[K_GQ_N] += 1
-    stats[S_GLOBAL_PUTS] += 1
+    stats[ST_GLOBAL_PUTS] += 1
 
 
 @_jit
@@ -215,50 +217,50 @@ def _gq_get(k, gq):
 @_jit
 def _runq_put(k, stats, runq, pt, gq, p, g):
     """runqput(pp, g, false); a full queue moves half of it and g to the global queue (runqputslow)."""
-    h = pt[P_RQ_HEAD, p]
-    t = pt[P_RQ_TAIL, p]
+    h = pt[PT_RQ_HEAD, p]
+    t = pt[PT_RQ_TAIL, p]
     if t - h < RUNQ_CAP:
         runq[p, t % RUNQ_CAP] = g
-        pt[P_RQ_TAIL, p] = t + 1
+        pt[PT_RQ_TAIL, p] = t + 1
         k[K_NQ] += 1
         return
     half = RUNQ_CAP // 2
     for i in range(half):
         _gq_put(k, stats, gq, runq[p, (h + i) % RUNQ_CAP])
-    pt[P_RQ_HEAD, p] = h + half
+    pt[PT_RQ_HEAD, p] = h + half
     k[K_NQ] -= half
     _gq_put(k, stats, gq, g)
-    stats[S_RUNQ_OVERFLOW] += 1
+    stats[ST_RUNQ_OVERFLOW] += 1
 
 
 @_jit
 def _ready(k, stats, runq, pt, gq, p, g):
     """runqput(pp, g, true): g takes runnext, the previous runnext goes to the tail."""
-    old = pt[P_RUNNEXT, p]
-    pt[P_RUNNEXT, p] = g
+    old = pt[PT_RUNNEXT, p]
+    pt[PT_RUNNEXT, p] = g
     if old >= 0:
         _runq_put(k, stats, runq, pt, gq, p, old)
 
 
 @_jit
 def _find_runnable(rs, k, stats, runq, pt, gq, p, nprocs):
-    pt[P_TICK, p] += 1
-    if pt[P_TICK, p] % GLOBAL_CHECK == 0 and k[K_GQ_N] > 0:
-        stats[S_GLOBAL_GETS] += 1
+    pt[PT_TICK, p] += 1
+    if pt[PT_TICK, p] % GLOBAL_CHECK == 0 and k[K_GQ_N] > 0:
+        stats[ST_GLOBAL_GETS] += 1
         return _gq_get(k, gq)
-    g = pt[P_RUNNEXT, p]
+    g = pt[PT_RUNNEXT, p]
     if g >= 0:
-        pt[P_RUNNEXT, p] = -1
+        pt[PT_RUNNEXT, p] = -1
         return g
-    h = pt[P_RQ_HEAD, p]
-    if pt[P_RQ_TAIL, p] > h:
-        pt[P_RQ_HEAD, p] = h + 1
+    h = pt[PT_RQ_HEAD, p]
+    if pt[PT_RQ_TAIL, p] > h:
+        pt[PT_RQ_HEAD, p] = h + 1
         k[K_NQ] -= 1
         return runq[p, h % RUNQ_CAP]
     gn = k[K_GQ_N]
     if gn > 0:
         n = min(gn, gn // nprocs + 1, RUNQ_CAP // 2)
-        stats[S_GLOBAL_GETS] += 1
+        stats[ST_GLOBAL_GETS] += 1
         g = _gq_get(k, gq)
         for _ in range(n - 1):
             _runq_put(k, stats, runq, pt, gq, p, _gq_get(k, gq))
@@ -269,19 +271,19 @@ def _find_runnable(rs, k, stats, runq, pt, gq, p, nprocs):
             v = (start + i) % nprocs
             if v == p:
                 continue
-            vh = pt[P_RQ_HEAD, v]
-            qn = pt[P_RQ_TAIL, v] - vh
+            vh = pt[PT_RQ_HEAD, v]
+            qn = pt[PT_RQ_TAIL, v] - vh
             if qn > 0:
                 m = qn - qn // 2
-                t = pt[P_RQ_TAIL, p]
+                t = pt[PT_RQ_TAIL, p]
                 for j in range(m):
                     runq[p, (t + j) % RUNQ_CAP] = runq[v, (vh + j) % RUNQ_CAP]
-                pt[P_RQ_HEAD, v] = vh + m
+                pt[PT_RQ_HEAD, v] = vh + m
                 # the last stolen G runs now, the rest stay in p's queue
-                pt[P_RQ_TAIL, p] = t + m - 1
+                pt[PT_RQ_TAIL, p] = t + m - 1
                 k[K_NQ] -= 1
-                stats[S_STEALS] += 1
-                stats[S_STOLEN] += m
+                stats[ST_STEALS] += 1
+                stats[ST_STOLEN] += m
                 return runq[p, (t + m - 1) % RUNQ_CAP]
     return -1
 
@@ -297,22 +299,22 @@ def _newproc(rs, k, stats, tp, top, tk, ts, to, o_size, o_kind, cls, gt, g_freel
         g = k[K_NG]
         k[K_NG] += 1
     else:
-        stats[S_ERROR] = ERR_G_FULL
+        stats[ST_ERROR] = ERR_G_FULL
         return
-    gt[G_DESC, g] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, KIND_STACK, G_DESC_BYTES)
-    gt[G_STACK, g] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, KIND_STACK, STACK_MIN)
-    gt[G_SSIZE, g] = STACK_MIN
-    gt[G_CLASS, g] = c
-    wlo = np.int64(cls[c, C_WORK_LO])
-    gt[G_WORK, g] = wlo + _randint(rs, np.int64(cls[c, C_WORK_HI]) - wlo + 1)
-    gt[G_HEAD, g] = -1
-    gt[G_SLOT, g] = slot
-    gt[G_FILL, g] = fill
-    gt[G_GEN, g] = gen
+    gt[GT_DESC, g] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, KIND_STACK, G_DESC_BYTES)
+    gt[GT_STACK, g] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, KIND_STACK, STACK_MIN)
+    gt[GT_SSIZE, g] = STACK_MIN
+    gt[GT_CLASS, g] = c
+    wlo = np.int64(cls[c, CLS_WORK_LO])
+    gt[GT_WORK, g] = wlo + _randint(rs, np.int64(cls[c, CLS_WORK_HI]) - wlo + 1)
+    gt[GT_HEAD, g] = -1
+    gt[GT_SLOT, g] = slot
+    gt[GT_FILL, g] = fill
+    gt[GT_GEN, g] = gen
     k[K_LIVE_G] += 1
-    if k[K_LIVE_G] > stats[S_MAX_LIVE_G]:
-        stats[S_MAX_LIVE_G] = k[K_LIVE_G]
-    stats[S_SPAWNS] += 1
+    if k[K_LIVE_G] > stats[ST_MAX_LIVE_G]:
+        stats[ST_MAX_LIVE_G] = k[K_LIVE_G]
+    stats[ST_SPAWNS] += 1
     _ready(k, stats, runq, pt, gq, p, g)
 
 
@@ -331,23 +333,23 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
     root_parked = False
     done = False
     k[K_NG] = 1                                # G 0 is main
-    pt[P_CUR, 0] = ROOT
+    pt[PT_CUR, 0] = ROOT
 
-    while not done and stats[S_ERROR] == 0:
-        stats[S_TICKS] += 1
+    while not done and stats[ST_ERROR] == 0:
+        stats[ST_TICKS] += 1
         active = 0
         for p in range(nprocs):
-            g = pt[P_CUR, p]
+            g = pt[PT_CUR, p]
             if g < 0:
                 g = _find_runnable(rs, k, stats, runq, pt, gq, p, nprocs)
                 if g < 0:
-                    stats[S_IDLE] += 1
+                    stats[ST_IDLE] += 1
                     continue
-                pt[P_CUR, p] = g
+                pt[PT_CUR, p] = g
                 if g != ROOT:
-                    pt[P_SLICE, p] = np.int64(cls[gt[G_CLASS, g], C_SLICE])
+                    pt[PT_SLICE, p] = np.int64(cls[gt[GT_CLASS, g], CLS_SLICE])
             active += 1
-            stats[S_STEPS] += 1
+            stats[ST_STEPS] += 1
             if g == ROOT:
                 # ---------------- main goroutine: the workload's script, one action per step
                 while True:
@@ -366,7 +368,7 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
                             cache_n -= 1
                             cache[j] = cache[cache_n]
                             r_left -= 1
-                            stats[S_MAIN_EVICT] += 1
+                            stats[ST_MAIN_EVICT] += 1
                             break
                         r_state = R_SPAWN
                         continue
@@ -381,12 +383,12 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
                         ml = np.int64(waves[r_wave, W_MAX_LIVE])
                         if ml > 0 and k[K_LIVE_G] >= ml:
                             root_parked = True
-                            pt[P_CUR, p] = -1
-                            stats[S_PARKS] += 1
+                            pt[PT_CUR, p] = -1
+                            stats[ST_PARKS] += 1
                             break
                         c = np.int64(waves[r_wave, W_CLASS_A] if r_i % 2 == 0 else waves[r_wave, W_CLASS_B])
                         r_i += 1
-                        ns = np.int64(cls[c, C_SLOTS])
+                        ns = np.int64(cls[c, CLS_SLOTS])
                         _newproc(rs, k, stats, tp, top, tk, ts, to, o_size, o_kind, cls, gt, g_freelist, runq, pt,
                                  gq, p, c, slot_next, 0, 0)
                         slot_next += ns
@@ -394,8 +396,8 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
                     if r_state == R_WAIT or r_state == R_FINAL_WAIT:
                         if k[K_LIVE_G] > 0:
                             root_parked = True
-                            pt[P_CUR, p] = -1
-                            stats[S_PARKS] += 1
+                            pt[PT_CUR, p] = -1
+                            stats[ST_PARKS] += 1
                             break
                         if r_state == R_WAIT:
                             r_wave += 1
@@ -405,16 +407,16 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
                             r_i = 0
                         continue
                     if r_state == R_DRAIN_INBOX:
-                        while r_i < nprocs and pt[P_IB_N, r_i] == 0:
+                        while r_i < nprocs and pt[PT_IB_N, r_i] == 0:
                             r_i += 1
                         if r_i < nprocs:
                             d = r_i
-                            o = inbox[d, pt[P_IB_HEAD, d]]
-                            pt[P_IB_HEAD, d] = (pt[P_IB_HEAD, d] + 1) % inbox_cap
-                            pt[P_IB_N, d] -= 1
+                            o = inbox[d, pt[PT_IB_HEAD, d]]
+                            pt[PT_IB_HEAD, d] = (pt[PT_IB_HEAD, d] + 1) % inbox_cap
+                            pt[PT_IB_N, d] -= 1
                             # what no receiver took is freed on the inbox's P, as a late receiver would
                             _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, d, o)
-                            stats[S_DRAINED] += 1
+                            stats[ST_DRAINED] += 1
                             break
                         r_state = R_DRAIN_CACHE
                         continue
@@ -430,49 +432,49 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
                 continue
 
             # ---------------- an ordinary goroutine: one step
-            c = gt[G_CLASS, g]
-            ns = np.int64(cls[c, C_SLOTS])
+            c = gt[GT_CLASS, g]
+            ns = np.int64(cls[c, CLS_SLOTS])
             exiting = False
             # copystack: the new stack is allocated before the old one is freed
-            pg = cls[c, C_P_GROW]
-            if pg > 0.0 and gt[G_SSIZE, g] < cls[c, C_MAX_STACK] and _rand(rs) < pg:
-                old = gt[G_STACK, g]
-                gt[G_SSIZE, g] *= 2
-                gt[G_STACK, g] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, KIND_STACK, gt[G_SSIZE, g])
+            pg = cls[c, CLS_P_GROW]
+            if pg > 0.0 and gt[GT_SSIZE, g] < cls[c, CLS_MAX_STACK] and _rand(rs) < pg:
+                old = gt[GT_STACK, g]
+                gt[GT_SSIZE, g] *= 2
+                gt[GT_STACK, g] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, KIND_STACK, gt[GT_SSIZE, g])
                 _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, old)
-                stats[S_GROWS] += 1
+                stats[ST_GROWS] += 1
             if ns > 0:
                 # Larson: fill the slot table once, then replace a random slot per step
-                if gt[G_FILL, g] < ns:
-                    s, kd = _draw(rs, bands, c, np.int64(cls[c, C_NBANDS]))
-                    slot_obj[gt[G_SLOT, g] + gt[G_FILL, g]] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind,
+                if gt[GT_FILL, g] < ns:
+                    s, kd = _draw(rs, bands, c, np.int64(cls[c, CLS_NBANDS]))
+                    slot_obj[gt[GT_SLOT, g] + gt[GT_FILL, g]] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind,
                                                                      p, kd, s)
-                    gt[G_FILL, g] += 1
-                elif gt[G_WORK, g] > 0:
-                    gt[G_WORK, g] -= 1
-                    si = gt[G_SLOT, g] + _randint(rs, ns)
+                    gt[GT_FILL, g] += 1
+                elif gt[GT_WORK, g] > 0:
+                    gt[GT_WORK, g] -= 1
+                    si = gt[GT_SLOT, g] + _randint(rs, ns)
                     if slot_obj[si] >= 0:
                         _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, slot_obj[si])
-                    s, kd = _draw(rs, bands, c, np.int64(cls[c, C_NBANDS]))
+                    s, kd = _draw(rs, bands, c, np.int64(cls[c, CLS_NBANDS]))
                     slot_obj[si] = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, kd, s)
                 else:
                     exiting = True
-            elif gt[G_WORK, g] > 0:
-                gt[G_WORK, g] -= 1
-                recv = np.int64(cls[c, C_RECV])
+            elif gt[GT_WORK, g] > 0:
+                gt[GT_WORK, g] -= 1
+                recv = np.int64(cls[c, CLS_RECV])
                 for _ in range(recv):
-                    if pt[P_IB_N, p] == 0:
+                    if pt[PT_IB_N, p] == 0:
                         break
-                    o = inbox[p, pt[P_IB_HEAD, p]]
-                    pt[P_IB_HEAD, p] = (pt[P_IB_HEAD, p] + 1) % inbox_cap
-                    pt[P_IB_N, p] -= 1
+                    o = inbox[p, pt[PT_IB_HEAD, p]]
+                    pt[PT_IB_HEAD, p] = (pt[PT_IB_HEAD, p] + 1) % inbox_cap
+                    pt[PT_IB_N, p] -= 1
                     _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, o)
-                pa = cls[c, C_P_ALLOC]
+                pa = cls[c, CLS_P_ALLOC]
                 if pa > 0.0 and (pa >= 1.0 or _rand(rs) < pa):
-                    s, kd = _draw(rs, bands, c, np.int64(cls[c, C_NBANDS]))
+                    s, kd = _draw(rs, bands, c, np.int64(cls[c, CLS_NBANDS]))
                     o = _alloc(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, kd, s)
-                    ph = cls[c, C_P_HANDOFF]
-                    pc = cls[c, C_P_CACHE]
+                    ph = cls[c, CLS_P_HANDOFF]
+                    pc = cls[c, CLS_P_CACHE]
                     kept = True
                     if ph > 0.0 or pc > 0.0:
                         u = _rand(rs)
@@ -482,15 +484,15 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
                             if nprocs > 1:
                                 d = (p + 1 + _randint(rs, nprocs - 1)) % nprocs
                             for _ in range(nprocs):
-                                if pt[P_IB_N, d] < inbox_cap and (d != p or nprocs == 1):
-                                    inbox[d, (pt[P_IB_HEAD, d] + pt[P_IB_N, d]) % inbox_cap] = o
-                                    pt[P_IB_N, d] += 1
+                                if pt[PT_IB_N, d] < inbox_cap and (d != p or nprocs == 1):
+                                    inbox[d, (pt[PT_IB_HEAD, d] + pt[PT_IB_N, d]) % inbox_cap] = o
+                                    pt[PT_IB_N, d] += 1
                                     kept = False
-                                    stats[S_HANDOFFS] += 1
+                                    stats[ST_HANDOFFS] += 1
                                     break
                                 d = (d + 1) % nprocs
                             if kept:
-                                stats[S_HANDOFF_FALLBACK] += 1
+                                stats[ST_HANDOFF_FALLBACK] += 1
                         elif u < ph + pc:
                             kept = False
                             if cache_n < cache_cap:
@@ -500,40 +502,40 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
                                 j = _randint(rs, cache_n)
                                 _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, cache[j])
                                 cache[j] = o
-                                stats[S_CACHE_EVICT] += 1
+                                stats[ST_CACHE_EVICT] += 1
                     if kept:
-                        o_next[o] = gt[G_HEAD, g]
-                        gt[G_HEAD, g] = o
-                pf = cls[c, C_P_FREE]
-                if pf > 0.0 and gt[G_HEAD, g] >= 0 and _rand(rs) < pf:
-                    o = gt[G_HEAD, g]
-                    gt[G_HEAD, g] = o_next[o]
+                        o_next[o] = gt[GT_HEAD, g]
+                        gt[GT_HEAD, g] = o
+                pf = cls[c, CLS_P_FREE]
+                if pf > 0.0 and gt[GT_HEAD, g] >= 0 and _rand(rs) < pf:
+                    o = gt[GT_HEAD, g]
+                    gt[GT_HEAD, g] = o_next[o]
                     _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, o)
             else:
                 exiting = True
 
             if exiting:
-                o = gt[G_HEAD, g]
+                o = gt[GT_HEAD, g]
                 while o >= 0:
                     _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, o)
                     o = o_next[o]
                 if ns > 0:
-                    if gt[G_GEN, g] + 1 < np.int64(cls[c, C_GENS]):
+                    if gt[GT_GEN, g] + 1 < np.int64(cls[c, CLS_GENS]):
                         # the replacement inherits the slot table (Larson's thread hand-over)
                         _newproc(rs, k, stats, tp, top, tk, ts, to, o_size, o_kind, cls, gt, g_freelist, runq, pt,
-                                 gq, p, c, gt[G_SLOT, g], gt[G_FILL, g], gt[G_GEN, g] + 1)
+                                 gq, p, c, gt[GT_SLOT, g], gt[GT_FILL, g], gt[GT_GEN, g] + 1)
                     else:
-                        for si in range(gt[G_SLOT, g], gt[G_SLOT, g] + ns):
+                        for si in range(gt[GT_SLOT, g], gt[GT_SLOT, g] + ns):
                             if slot_obj[si] >= 0:
                                 _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, slot_obj[si])
                                 slot_obj[si] = -1
-                _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, gt[G_STACK, g])
-                _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, gt[G_DESC, g])
+                _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, gt[GT_STACK, g])
+                _free(k, stats, tp, top, tk, ts, to, o_size, o_kind, p, gt[GT_DESC, g])
                 g_freelist[k[K_NFREE_G]] = g
                 k[K_NFREE_G] += 1
                 k[K_LIVE_G] -= 1
-                stats[S_EXITS] += 1
-                pt[P_CUR, p] = -1
+                stats[ST_EXITS] += 1
+                pt[PT_CUR, p] = -1
                 if root_parked:
                     if r_state == R_SPAWN:
                         wake = k[K_LIVE_G] < np.int64(waves[r_wave, W_MAX_LIVE])
@@ -544,21 +546,21 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
                         _ready(k, stats, runq, pt, gq, p, ROOT)
                 continue
 
-            sl = pt[P_SLICE, p]
+            sl = pt[PT_SLICE, p]
             if sl > 0:
-                pt[P_SLICE, p] = sl - 1
+                pt[PT_SLICE, p] = sl - 1
                 if sl == 1:
-                    stats[S_PREEMPTS] += 1
+                    stats[ST_PREEMPTS] += 1
                     _gq_put(k, stats, gq, g)
-                    pt[P_CUR, p] = -1
+                    pt[PT_CUR, p] = -1
                     continue
-            py = cls[c, C_P_YIELD]
+            py = cls[c, CLS_P_YIELD]
             if py > 0.0 and _rand(rs) < py:
-                stats[S_YIELDS] += 1
+                stats[ST_YIELDS] += 1
                 _gq_put(k, stats, gq, g)
-                pt[P_CUR, p] = -1
+                pt[PT_CUR, p] = -1
         if active == 0 and not done:
-            stats[S_ERROR] = ERR_DEADLOCK
+            stats[ST_ERROR] = ERR_DEADLOCK
 
 
 # ------------------------------------------------------------------ Python API
@@ -697,8 +699,8 @@ def simulate(classes: list[GClass], waves: list[Wave], procs: int, seed: int,
     cols = (np.empty(max_ops, np.int16), np.empty(max_ops, np.int8), np.empty(max_ops, np.int8),
             np.empty(max_ops, np.int32), np.empty(max_ops, np.int64))
     pt = np.zeros((NPF, procs), np.int64)
-    pt[P_RUNNEXT] = -1
-    pt[P_CUR] = -1
+    pt[PT_RUNNEXT] = -1
+    pt[PT_CUR] = -1
     _simulate(cls, bands, wv, np.int64(procs), np.int64(inbox_cap), rs, k, st, *cols,
               np.empty(max_objs, np.int32), np.empty(max_objs, np.int8), np.empty(max_objs, np.int64),
               np.empty((NGF, max_g), np.int64), np.empty(max_g, np.int64), np.empty(max_g, np.int64),
