@@ -19,6 +19,7 @@ entries, random eviction, freed at the end); a share 0.02 is handed to a
 goroutine on another P and freed there.
 Default size: 40,000 goroutines, about 4.3M ops at scale 1.0; live memory
 peaks near 50 MB (mean object ~13 KiB).
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ left in channels at the end are freed on the channel's P. Stacks grow
 rarely (chance 0.01 per step).
 Default size: 2,000,000 messages, about 5M ops at scale 1.0; live memory is
 bounded by the channels: procs x chan_cap x ~1 KiB.
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 

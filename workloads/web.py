@@ -22,6 +22,7 @@ the one that allocated it. A share ``handoff`` is sent through a channel to
 a goroutine on another P (a response writer) and freed there.
 Default size: 100,000 requests, about 8.5M ops at scale 1.0; live memory
 ~ conns x ~12 KiB + cache ~30 MB (~40 MB).
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 
