@@ -28,9 +28,10 @@ block costs one word per 64 blocks instead of one byte per block.
 4. Objects above 32 KiB: the shared large-object path (``_sizeclass_simple``).
    ``kind`` is ignored: stacks and G descriptors are ordinary objects here.
 
-Locks. DESIGN.md's table says "one per pool". A pool is found through its
-class's avail list, which every P shares, so a lock per pool would still
-need a lock over the list: the lock is one per size class and is counted as
+Locks. The strategy table in docs/design.md says "one per pool". A pool is
+found through its class's avail list, which every P shares, so a lock per
+pool would still need a lock over the list: the lock is one per size class
+and is counted as
 LOCK_CENTRAL (every P takes it; there is no per-P tier, so FAST_HITS stays 0
 — every small alloc and free takes a lock, which is the cost of this design
 that ``freelist``'s per-P cache removes).
@@ -42,12 +43,9 @@ lowest free block of the same pool, so on one trace they return the same
 addresses; ``words_scanned`` counts 64-bit words (ctz) or flag bytes
 (linear) examined.
 
-Tunables: ``blocks_per_pool`` (64 .. 4096, a multiple of 64 so that a pool
-is whole bitmap words): larger pools mean fewer pool carvings and less
-per-pool metadata, and with the linear scan a proportionally longer scan;
-their cost is memory, since every size class in use strands up to one
-partly used pool of blocks_per_pool x class size bytes (at 4096 blocks the
-32 KiB class's pool is 128 MiB).
+Tunables: ``blocks_per_pool`` is a multiple of 64 so that a pool is whole
+bitmap words; what it and ``linear_scan`` trade is in their
+``param(doc=...)``, shown by ``alloclab list -v``.
 
 State invariants (``check``), for every pool k < npools of class c:
     nfree[k] == popcount(bits of k)                  (flags of k == 1, when linear_scan)
@@ -89,15 +87,15 @@ class Config(ConfigBase):
     blocks_per_pool: int = param(64, choices=(64, 128, 256, 512, 1024, 2048, 4096),
                                  doc="blocks per pool: larger = fewer pool carvings, less metadata per block, "
                                      "but up to one partly used pool (blocks x class size) stranded per class "
-                                     "and a longer linear scan")
+                                     "(at 4096 blocks the 32 KiB class's pool is 128 MiB) and a longer linear scan")
     linear_scan: bool = param(False, tune=False,
                               doc="the article's bool-array O(n) scan from block 0 instead of ctz over bitmap "
                                   "words (same addresses, to measure the article's cost)")
 
 
 # cls row of class c: its lock word and what the lock guards, on one cache line
-C_LOCK = 0
-C_AVAIL = 1     # first pool of the class with a free block, -1 if none
+CLS_LOCK = 0
+CLS_AVAIL = 1     # first pool of the class with a free block, -1 if none
 
 # pools columns
 P_BASE = 0
@@ -112,9 +110,9 @@ CFG_SHIFT = 2
 CFG_LINEAR = 3
 
 # gl words of the pool-carving region (after the large-object words)
-G_CUR = sc.GL_USER
-G_LIM = sc.GL_USER + 1
-G_NPOOLS = sc.GL_USER + 2
+GL_CUR = sc.GL_USER
+GL_LIM = sc.GL_USER + 1
+GL_NPOOLS = sc.GL_USER + 2
 
 
 class State(NamedTuple):
@@ -167,8 +165,8 @@ def _new_pool(st, p, c, csize):
     nbytes = bpp * csize
     gl = st.gl
     spin_lock(gl, sc.GL_LOCK, st.counters, p, LOCK_GLOBAL)
-    cur = gl[G_CUR]
-    lim = gl[G_LIM]
+    cur = gl[GL_CUR]
+    lim = gl[GL_LIM]
     if cur + nbytes > lim:
         a = heap_map(st.meta, nbytes)
         if a < 0:
@@ -177,10 +175,10 @@ def _new_pool(st, p, c, csize):
         if a != lim:  # not contiguous with the region: its tail is skipped
             cur = a
         lim = a + heap_round(st.meta, nbytes)
-        gl[G_LIM] = lim
-    gl[G_CUR] = cur + nbytes
-    pid = gl[G_NPOOLS]
-    gl[G_NPOOLS] = pid + 1
+        gl[GL_LIM] = lim
+    gl[GL_CUR] = cur + nbytes
+    pid = gl[GL_NPOOLS]
+    gl[GL_NPOOLS] = pid + 1
     spin_unlock(gl, sc.GL_LOCK)
     shift = st.cfg[CFG_SHIFT]
     for pg in range(cur >> shift, (cur + nbytes) >> shift):
@@ -199,7 +197,7 @@ def _new_pool(st, p, c, csize):
         nw = st.cfg[CFG_NWORDS]
         for i in range(nw):
             st.bits[pid * nw + i] = -1
-    st.cls[c * 8 + C_AVAIL] = pid
+    st.cls[c * 8 + CLS_AVAIL] = pid
     st.counters[p, X_POOLS] += 1
     return pid
 
@@ -237,7 +235,7 @@ def alloc(st, p, size, kind):
     cls = st.cls
     li = c * 8
     spin_lock(cls, li, st.counters, p, LOCK_CENTRAL)
-    pid = cls[li + C_AVAIL]
+    pid = cls[li + CLS_AVAIL]
     if pid < 0:
         pid = _new_pool(st, p, c, csize)
         if pid < 0:
@@ -262,7 +260,7 @@ def alloc(st, p, size, kind):
     nfree = pools[pid, P_NFREE] - 1
     pools[pid, P_NFREE] = nfree
     if nfree == 0:
-        cls[li + C_AVAIL] = pools[pid, P_NEXT]
+        cls[li + CLS_AVAIL] = pools[pid, P_NEXT]
     a = pools[pid, P_BASE] + idx * csize
     spin_unlock(cls, li)
     st.counters[p, IN_USE] += csize
@@ -292,8 +290,8 @@ def free(st, p, addr, size, kind):
     nfree = pools[pid, P_NFREE] + 1
     pools[pid, P_NFREE] = nfree
     if nfree == 1:  # it was full, hence off the avail list
-        pools[pid, P_NEXT] = cls[li + C_AVAIL]
-        cls[li + C_AVAIL] = pid
+        pools[pid, P_NEXT] = cls[li + CLS_AVAIL]
+        cls[li + CLS_AVAIL] = pid
     spin_unlock(cls, li)
     st.counters[p, IN_USE] -= st.class_size[c]
 
@@ -313,7 +311,7 @@ def check(st: State, live=None) -> list[str]:
     """The invariants in the module doc; ``live``: optional (addr, size) pairs of live objects."""
     errs: list[str] = []
     bpp, nw, shift, linear = (int(x) for x in st.cfg)
-    npools = int(st.gl[G_NPOOLS])
+    npools = int(st.gl[GL_NPOOLS])
     mapped = int(st.meta[MAPPED])
     pools = st.pools[:npools]
     nfree = pools[:, P_NFREE]
@@ -346,7 +344,7 @@ def check(st: State, live=None) -> list[str]:
             break
     on_list = np.zeros(npools, bool)
     for c in range(sc.NCLASSES):
-        k = int(st.cls[c * 8 + C_AVAIL])
+        k = int(st.cls[c * 8 + CLS_AVAIL])
         steps = 0
         while k >= 0:
             if k >= npools or on_list[k] or steps > npools:
@@ -357,7 +355,7 @@ def check(st: State, live=None) -> list[str]:
             on_list[k] = True
             steps += 1
             k = int(pools[k, P_NEXT])
-        if st.cls[c * 8 + C_LOCK] != 0:
+        if st.cls[c * 8 + CLS_LOCK] != 0:
             errs.append(f"class {c}: lock still held")
     mismatch = np.flatnonzero(on_list != (nfree > 0))
     if mismatch.size:

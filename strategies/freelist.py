@@ -26,16 +26,9 @@ new one) and its O(1) free-list pool, made concrete:
 4. Objects above 32 KiB: the shared large-object path (``_sizeclass_simple``).
    ``kind`` is ignored: stacks and G descriptors are ordinary objects here.
 
-Tunables and what they trade:
-- ``slab_kb``: bytes mapped per slab refill. Larger = fewer map calls, but
-  each class in use strands up to one slab's uncarved tail. Map calls are
-  lock-free and rare, so the default is the heap chunk (64 KiB).
-- ``cache_capacity``: blocks per P per class. Larger = more allocs and
-  frees served lock-free, but up to capacity x class size bytes idle per P
-  per class, invisible to other Ps.
-- ``batch``: blocks per transfer (1 .. cache_capacity). Larger = fewer lock
-  acquisitions per op (one per batch), longer lock holds (a transfer walks
-  the list: one touch per block) and more blocks parked in caches.
+Tunables: ``slab_kb``, ``per_p_cache``, ``cache_capacity`` and ``batch``
+(at most ``cache_capacity``); what each trades is in its ``param(doc=...)``,
+shown by ``alloclab list -v``.
 
 State invariants (``check``):
     0 <= ccount[p, c] <= cache_capacity
@@ -76,12 +69,15 @@ X_LARGE_MAPS = EXTRA_BASE + 3
 @dataclasses.dataclass(frozen=True)
 class Config(ConfigBase):
     slab_kb: int = param(64, lo=64, hi=16384, log=True,
-                         doc="bytes mapped per class slab: larger = fewer map calls, more uncarved tail per class")
+                         doc="KiB mapped per class slab: larger = fewer map calls, more uncarved tail per class; "
+                             "map calls are lock-free and rare, so the default is the heap chunk")
     per_p_cache: bool = param(True, doc="per-P lock-free caches (the article's TLA); false = every op takes the class lock")
     cache_capacity: int = param(64, lo=1, hi=2048, log=True,
-                                doc="blocks per P per class: larger = more lock-free ops, more idle memory per P")
+                                doc="blocks per P per class: larger = more lock-free ops, more idle memory per P "
+                                    "(up to capacity x class size per class), invisible to other Ps")
     batch: int = param(32, lo=1, hi=1024, log=True,
-                       doc="blocks per cache<->central transfer: larger = fewer lock holds, longer ones, more parked blocks")
+                       doc="blocks per cache<->central transfer (at most cache_capacity): larger = fewer lock holds, "
+                           "longer ones (a transfer walks the list), more parked blocks")
 
     def _validate_combination(self) -> None:
         if self.batch > self.cache_capacity:
@@ -89,12 +85,12 @@ class Config(ConfigBase):
 
 
 # cls row of class c: its lock word and what the lock guards, on one cache line
-C_LOCK = 0
-C_HEAD = 1    # central list head, -1 = empty
-C_COUNT = 2   # central list length
-C_CUR = 3     # slab: next uncarved block
-C_LIM = 4     # slab: end of its mapping
-C_CARVED = 5  # blocks ever carved for the class
+CLS_LOCK = 0
+CLS_HEAD = 1    # central list head, -1 = empty
+CLS_COUNT = 2   # central list length
+CLS_CUR = 3     # slab: next uncarved block
+CLS_LIM = 4     # slab: end of its mapping
+CLS_CARVED = 5  # blocks ever carved for the class
 
 CFG_CACHE = 0
 CFG_CAP = 1
@@ -147,23 +143,23 @@ def make_state(config: Config, heap, nprocs: int) -> State:
 def _take(st, p, li, csize):
     """One free block of the class at cls row ``li`` (caller holds its lock): list head, else carved; -1 = OOM."""
     cls = st.cls
-    a = cls[li + C_HEAD]
+    a = cls[li + CLS_HEAD]
     if a >= 0:
-        cls[li + C_HEAD] = st.arena64[a >> 3]
-        cls[li + C_COUNT] -= 1
+        cls[li + CLS_HEAD] = st.arena64[a >> 3]
+        cls[li + CLS_COUNT] -= 1
         return a
-    cur = cls[li + C_CUR]
-    if cur + csize > cls[li + C_LIM]:
+    cur = cls[li + CLS_CUR]
+    if cur + csize > cls[li + CLS_LIM]:
         want = max(st.cfg[CFG_SLAB], csize)
         m = heap_map(st.meta, want)
         if m < 0:
             return -1
-        if m != cls[li + C_LIM]:  # not contiguous with the old slab: its tail is skipped
+        if m != cls[li + CLS_LIM]:  # not contiguous with the old slab: its tail is skipped
             cur = m
-        cls[li + C_LIM] = m + heap_round(st.meta, want)
+        cls[li + CLS_LIM] = m + heap_round(st.meta, want)
         st.counters[p, X_SLABS] += 1
-    cls[li + C_CUR] = cur + csize
-    cls[li + C_CARVED] += 1
+    cls[li + CLS_CUR] = cur + csize
+    cls[li + CLS_CARVED] += 1
     return cur
 
 
@@ -171,9 +167,9 @@ def _take(st, p, li, csize):
 def _put(st, li, a):
     """Push block ``a`` on the central list at cls row ``li`` (caller holds its lock)."""
     cls = st.cls
-    st.arena64[a >> 3] = cls[li + C_HEAD]
-    cls[li + C_HEAD] = a
-    cls[li + C_COUNT] += 1
+    st.arena64[a >> 3] = cls[li + CLS_HEAD]
+    cls[li + CLS_HEAD] = a
+    cls[li + CLS_COUNT] += 1
 
 
 @kernel
@@ -296,7 +292,7 @@ def check(st: State) -> list[str]:
         li = c * 8
         csize = int(st.class_size[c])
         cached = [st.cache[p, c, : max(0, min(int(counts[p, c]), cap))] for p in range(nprocs)]
-        node, walked, bound = int(st.cls[li + C_HEAD]), [], int(st.cls[li + C_COUNT])
+        node, walked, bound = int(st.cls[li + CLS_HEAD]), [], int(st.cls[li + CLS_COUNT])
         while node >= 0 and len(walked) <= bound:
             if node % 16 or node + csize > mapped:
                 errs.append(f"class {c}: central list node {node} outside mapped memory ({mapped}) or misaligned")
@@ -312,12 +308,12 @@ def check(st: State) -> list[str]:
             errs.append(f"class {c}: a cached block is misaligned or outside mapped memory")
         addrs.append(a)
         sizes.append(np.full(a.size, csize, np.int64))
-        if st.cls[li + C_CUR] > st.cls[li + C_LIM]:
+        if st.cls[li + CLS_CUR] > st.cls[li + CLS_LIM]:
             errs.append(f"class {c}: slab cursor beyond its limit")
-        if st.cls[li + C_LOCK] != 0:
+        if st.cls[li + CLS_LOCK] != 0:
             errs.append(f"class {c}: lock still held")
-        if int(st.cls[li + C_CARVED]) < bound + int(counts[:, c].sum()):
-            errs.append(f"class {c}: more free blocks ({bound} central + cached) than carved ({int(st.cls[li + C_CARVED])})")
+        if int(st.cls[li + CLS_CARVED]) < bound + int(counts[:, c].sum()):
+            errs.append(f"class {c}: more free blocks ({bound} central + cached) than carved ({int(st.cls[li + CLS_CARVED])})")
     allf = np.concatenate(addrs) if addrs else np.zeros(0, np.int64)
     alls = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
     order = np.argsort(allf, kind="stable")
@@ -331,7 +327,7 @@ def check(st: State) -> list[str]:
             errs.append(f"free blocks {int(sa[i])} (+{int(ss[i])}) and {int(sa[i + 1])} overlap")
     lerrs, large_live = sc.check_large(st.meta, st.arena64, st.large_head, st.gl)
     errs += lerrs
-    small_live = sum((int(st.cls[c * 8 + C_CARVED]) - int(st.cls[c * 8 + C_COUNT]) - int(counts[:, c].sum()))
+    small_live = sum((int(st.cls[c * 8 + CLS_CARVED]) - int(st.cls[c * 8 + CLS_COUNT]) - int(counts[:, c].sum()))
                      * int(st.class_size[c]) for c in range(sc.NCLASSES))
     in_use = int(st.counters[:, IN_USE].sum())
     if in_use != small_live + large_live:

@@ -57,15 +57,10 @@ Departures from K&R: no rover (``freep``): the search always starts at the
 lowest address, which is first fit (K&R's rover makes it next fit); and the
 list is doubly linked so that a block can be unlinked in O(1) after coalescing.
 
-Tunables
-    grow_kb:    bytes asked of heap_map when the list has no fit (at least the
-                request). Larger = fewer growths under the lock, more
-                mapped-but-unused memory at the top of the heap (at most one
-                step). If a full step does not fit the arena, growth retries
-                with exactly what the request needs before reporting OOM.
-    min_block:  the smallest free remainder worth splitting off. Larger =
-                fewer splinters for first fit to walk past and fewer splits,
-                but up to min_block - 16 bytes of internal waste per object.
+Tunables: ``grow_kb`` (the growth step of 2.) and ``min_block`` (the
+split threshold of 3.); what each trades is in its ``param(doc=...)``, shown
+by ``alloclab list -v``. If a full growth step does not fit the arena,
+growth retries with exactly what the request needs before reporting OOM.
 
 Counters: IN_USE is the whole block size S of each live object (tags and any
 unsplit remainder included): the bytes the object really takes from the heap.
@@ -121,8 +116,8 @@ H_GAP = 4     # bytes between non-contiguous regions (mapped by someone else)
 H_LEN = 8
 
 # config words (State.cfg)
-C_GROW = 0
-C_MIN_SPLIT = 1
+CFG_GROW = 0
+CFG_MIN_SPLIT = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +178,7 @@ def _unlink(w, b):
 @kernel
 def _map(st, need):
     """Map a growth step, or just ``need`` bytes when the step does not fit; (addr, bytes) or (-1, 0)."""
-    want = max(need, st.cfg[C_GROW])
+    want = max(need, st.cfg[CFG_GROW])
     a = heap_map(st.meta, want)
     if a < 0 and want > need:
         want = need
@@ -276,7 +271,7 @@ def alloc(st, p, size, kind):
         if (w[b >> 3] & SIZE_MASK) < n:
             b = -1
     s = w[b >> 3] & SIZE_MASK
-    if s - n >= st.cfg[C_MIN_SPLIT]:
+    if s - n >= st.cfg[CFG_MIN_SPLIT]:
         # hand out the front: the remainder, above it, takes over its list
         # position and stays at the heap top, where growth can merge with it
         r = b + n

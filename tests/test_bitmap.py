@@ -38,7 +38,7 @@ def _addresses(trace, config, arena_mb):
 
 
 def _popcounts(st):
-    npools, nw = int(st.gl[mod.G_NPOOLS]), int(st.cfg[mod.CFG_NWORDS])
+    npools, nw = int(st.gl[mod.GL_NPOOLS]), int(st.cfg[mod.CFG_NWORDS])
     words = st.bits[: npools * nw].reshape(npools, nw)
     return np.array([sum(bin(int(w) & (2**64 - 1)).count("1") for w in row) for row in words])
 
@@ -109,7 +109,7 @@ def test_free_count_equals_free_bits_with_live_objects(bpp, arena_mb):
     rng = np.random.default_rng(bpp)
     live: list[tuple[int, int]] = []
     _drive(st, rng, 3000, live, [8, 16, 24, 100, 700, 5000])
-    npools = int(st.gl[mod.G_NPOOLS])
+    npools = int(st.gl[mod.GL_NPOOLS])
     assert npools == st.counters[:, X_POOLS].sum() > 1
     nfree = st.pools[:npools, mod.P_NFREE]
     assert np.array_equal(_popcounts(st), nfree)                  # 1 bits == free blocks

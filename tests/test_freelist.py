@@ -86,7 +86,7 @@ def test_cache_bounded_during_a_random_sequence(arena_mb):
     assert len({a for a, _ in live}) == len(live)
     assert mod.check(st) == []
     # in use == blocks ever carved minus free ones (central + cached), in bytes
-    carved = st.cls[mod.C_CARVED::8] - st.cls[mod.C_COUNT::8] - _cached(st).sum(axis=0)
+    carved = st.cls[mod.CLS_CARVED::8] - st.cls[mod.CLS_COUNT::8] - _cached(st).sum(axis=0)
     assert (carved * st.class_size).sum() == st.counters[:, C.IN_USE].sum() == sum(
         sc.CLASS_SIZES[sc.class_of_size(s)] for _, s in live)
 
@@ -134,7 +134,7 @@ def test_check_catches_a_cycle_and_a_duplicate(arena_mb):
         mod.free(st, 0, a, 64, 0)
     assert mod.check(st) == []
     c = sc.class_of_size(64)
-    head = int(st.cls[c * 8 + mod.C_HEAD])
+    head = int(st.cls[c * 8 + mod.CLS_HEAD])
     st.arena64[head >> 3] = head                     # the head now points at itself
     assert any("central list" in e for e in mod.check(st))
 
