@@ -36,4 +36,3 @@ STANDARD_NAMES = {
 KIND_HEAP = 0    # pointerful heap object
 KIND_NOSCAN = 1  # pointer-free heap object (Go's noscan; eligible for the tiny allocator)
 KIND_STACK = 2   # goroutine stack or G descriptor
-KIND_NAMES = ("heap", "noscan", "stack")

@@ -352,7 +352,6 @@ def import_mtrace(path) -> tuple[Trace, ImportReport]:
 # ---------------------------------------------------------------- valgrind
 
 _VG_PREFIX = re.compile(r"^--(\d+)--(.*)$")
-_VG_MSG = re.compile(r"^==\d+==")
 _VG_CALL = re.compile(r"^([A-Za-z_]\w*)\(([^()]*)\)")
 _VG_NAME = re.compile(r"^([A-Za-z_]\w*)\(")
 _VG_RESULT = re.compile(r"^\s*(?:=\s*)?" + _HEX + r"\s*")
