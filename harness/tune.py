@@ -31,6 +31,7 @@ default, and the generalisation gap is reported.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import multiprocessing as mp
@@ -228,27 +229,19 @@ def fail_dead_trials(study, storage) -> int:
     Optuna fails trials whose heartbeat went stale, but a process killed within
     its first heartbeat interval left no heartbeat at all; such a trial is dead
     once it is older than the grace period plus one interval (a live one would
-    have beaten by then). ``storage`` is the one the study was opened on
-    (``study._storage`` is Optuna's caching wrapper around it)."""
-    import datetime as dt
-
+    have beaten by then). ``storage`` is the one the study was opened on (the
+    study holds Optuna's caching wrapper around it). The Optuna internals this
+    needs are in ``optuna_compat``."""
     import optuna
+
+    from alloclab.harness import optuna_compat
 
     if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
         return 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # marked experimental in Optuna, like the heartbeat itself
-        optuna.storages.fail_stale_trials(study)
+    optuna_compat.fail_stale_trials(study)
     limit = dt.timedelta(seconds=storage.grace_period + storage.heartbeat_interval)
-    from optuna.storages._rdb import models  # Optuna's own tables; no public call lists beat-less trials
-
-    with storage.scoped_session() as session:
-        rows = (session.query(models.TrialModel)
-                .filter(models.TrialModel.state == optuna.trial.TrialState.RUNNING)
-                .filter(models.TrialModel.study_id == study._study_id).all())
-        beatless = [(r.trial_id, r.datetime_start) for r in rows if len(r.heartbeats) == 0]
     n = 0
-    for trial_id, started in beatless:
+    for trial_id, started in optuna_compat.beatless_running_trials(study, storage):
         if started is not None and dt.datetime.now() - started > limit:
             try:
                 storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
