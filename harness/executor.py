@@ -40,8 +40,7 @@ from alloclab.strategies._counters import ALLOCS, FREES, IN_USE
 from alloclab.strategies._dispatch import strategy_alloc, strategy_free, strategy_real_ptrs
 from alloclab.strategies._heap import MAPPED
 
-OP_ALLOC = 0
-OP_FREE = 1
+OP_ALLOC = 0   # the trace's op column: 0 alloc, anything else free
 UNPUBLISHED = -2
 
 # status codes returned by replay
@@ -59,14 +58,14 @@ STATUS_TEXT = {
     CLOBBERED: "object id overwritten while live", ABORTED: "aborted: another P failed",
 }
 
-# stats row fields (one row per replay call's thread)
-S_FAIL_OP = 0     # op index of the failure
-S_FAIL_ADDR = 1
-S_IN_USE_AT_PEAK = 2  # sum of IN_USE counters right after the peak-live op (-1 if not seen)
-S_DEFERRED = 3    # threads mode: frees put aside because the allocating P had not published the address
-S_WAITS = 4       # threads mode: times the P stopped to wait for a publish (ring full, or end of its stream)
-S_YIELDS = 5      # threads mode: sched_yield calls while waiting
-S_LEN = 8
+# stats row fields (one row per replay call's thread; STAT_, not S_: other modules' S_ mean other things)
+STAT_FAIL_OP = 0     # op index of the failure
+STAT_FAIL_ADDR = 1
+STAT_IN_USE_AT_PEAK = 2  # sum of IN_USE counters right after the peak-live op (-1 if not seen)
+STAT_DEFERRED = 3    # threads mode: frees put aside because the allocating P had not published the address
+STAT_WAITS = 4       # threads mode: times the P stopped to wait for a publish (ring full, or end of its stream)
+STAT_YIELDS = 5      # threads mode: sched_yield calls while waiting
+STAT_LEN = 8
 
 # threads mode: deferred frees a P may hold before it must wait (x 8 bytes per P). What it trades:
 # two Ps at the same speed still drift apart by thousands of ops, and a full ring stops the one
@@ -100,7 +99,7 @@ def _alloc_op(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads,
               stats, flags):
     a = strategy_alloc(st, p, size, kind)
     if a < 0:
-        stats[S_FAIL_OP] = i
+        stats[STAT_FAIL_OP] = i
         flags[ABORT] = 1
         return OOM
     st.counters[p, ALLOCS] += 1
@@ -117,19 +116,19 @@ def _alloc_op(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads,
         for j in range(min(size, 8)):
             arena[a + j] = (obj >> (8 * j)) & 0xFF
     if check:
-        stats[S_FAIL_ADDR] = a
+        stats[STAT_FAIL_ADDR] = a
         if a % _required_align(size, align16) != 0:
-            stats[S_FAIL_OP] = i
+            stats[STAT_FAIL_OP] = i
             flags[ABORT] = 1
             return BAD_ALIGN
         if not real:
             if a + size > st.meta[MAPPED]:
-                stats[S_FAIL_OP] = i
+                stats[STAT_FAIL_OP] = i
                 flags[ABORT] = 1
                 return OUTSIDE
             for b in range(a, a + size):
                 if shadow[b] != 0:
-                    stats[S_FAIL_OP] = i
+                    stats[STAT_FAIL_OP] = i
                     flags[ABORT] = 1
                     return OVERLAP
                 shadow[b] = 1
@@ -143,7 +142,7 @@ def _alloc_op(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads,
 @kernel(inline="always")
 def _free_op(st, arena, real, i, p, obj, size, kind, a, check, shadow, stats, flags):
     if check:
-        stats[S_FAIL_ADDR] = a
+        stats[STAT_FAIL_ADDR] = a
         intact = True
         if real:
             if size >= 8:
@@ -159,7 +158,7 @@ def _free_op(st, arena, real, i, p, obj, size, kind, a, check, shadow, stats, fl
             for b in range(a, a + size):
                 shadow[b] = 0
         if not intact:
-            stats[S_FAIL_OP] = i
+            stats[STAT_FAIL_OP] = i
             flags[ABORT] = 1
             return CLOBBERED
     strategy_free(st, p, a, size, kind)
@@ -170,7 +169,7 @@ def _free_op(st, arena, real, i, p, obj, size, kind, a, check, shadow, stats, fl
 @kernel(inline="always")
 def _await_publish(addr_of, obj, stats, flags):
     """Block until ``obj``'s address is published (spin, then yield); UNPUBLISHED if another P failed."""
-    stats[S_WAITS] += 1
+    stats[STAT_WAITS] += 1
     spins = 0
     while True:
         a = atomic_load(addr_of, obj)
@@ -180,7 +179,7 @@ def _await_publish(addr_of, obj, stats, flags):
             return UNPUBLISHED
         spins += 1
         if spins > SPINS_BEFORE_YIELD:
-            stats[S_YIELDS] += 1
+            stats[STAT_YIELDS] += 1
             sched_yield()
 
 
@@ -231,7 +230,7 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
                 a = atomic_load(addr_of, obj)
                 if a == UNPUBLISHED:
                     # allocated on a P that has not got there yet: put the free aside
-                    stats[S_DEFERRED] += 1
+                    stats[STAT_DEFERRED] += 1
                     if npend > mask:
                         # the ring is full: wait for its oldest entry (see the module docstring)
                         r = _retire(st, arena, real, pending[head], p_col, kind_col, size_col, obj_col, addr_of,
@@ -249,7 +248,7 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
             if r != OK:
                 return r
         if i == peak_op:
-            stats[S_IN_USE_AT_PEAK] = st.counters[:, IN_USE].sum()
+            stats[STAT_IN_USE_AT_PEAK] = st.counters[:, IN_USE].sum()
     # end of the stream: every deferred free, in order
     while npend > 0:
         r = _retire(st, arena, real, pending[head], p_col, kind_col, size_col, obj_col, addr_of, True, check,
@@ -262,6 +261,41 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
 
 
 def new_stats() -> np.ndarray:
-    s = aligned.zeros(S_LEN)   # a line of its own: each P writes its row while others run
-    s[S_IN_USE_AT_PEAK] = -1
+    s = aligned.zeros(STAT_LEN)   # a line of its own: each P writes its row while others run
+    s[STAT_IN_USE_AT_PEAK] = -1
     return s
+
+
+def columns(trace) -> tuple:
+    """A trace's columns in the order ``replay`` takes them."""
+    return trace.p, trace.op, trace.kind, trace.size, trace.obj
+
+
+class Replay:
+    """The buffers of one replay, so that a call names only the state and the ops.
+
+    Owns the address table ``addr_of`` (``n_ids`` object ids), the check-mode
+    shadow of ``arena`` (the Heap's, which the state maps), the abort ``flags``, one stats row per thread and,
+    in threads mode, one ring of deferred frees per P (``pending_cap`` slots,
+    a power of two; PENDING_CAP by default). ``system`` measures libc's heap
+    from its make_state on: make the Replay before the state.
+    """
+
+    def __init__(self, arena: np.ndarray, n_ids: int, *, procs: int = 1, threads: bool = False,
+                 check: bool = False, align16: bool = True, pending_cap: int | None = None):
+        self.arena64 = arena.view(np.int64)
+        self.check, self.align16, self.threads = bool(check), bool(align16), threads
+        self.addr_of = np.full(max(n_ids, 1), UNPUBLISHED, np.int64)
+        self.shadow = np.zeros(arena.shape[0] if check else 1, np.uint8)
+        self.stats = [new_stats() for _ in range(procs if threads else 1)]
+        cap = PENDING_CAP if pending_cap is None else pending_cap
+        self.pending = [np.zeros(cap, np.int64) for _ in range(procs)] if threads else None
+        self.flags = np.zeros(1, np.int64)
+
+    def run(self, st, cols, start: int = 0, stop: int | None = None, *, p: int = 0, peak_op: int = -1) -> int:
+        """Replay ops ``start..stop`` of ``cols`` (``columns(trace)``; threads mode: P ``p``'s own
+        stream) on ``st``; returns a status code. Serial: the stats row is ``stats[0]``."""
+        stop = cols[0].shape[0] if stop is None else stop
+        pending = self.pending[p] if self.threads else SERIAL
+        return replay(st, self.arena64, *cols, self.addr_of, start, stop, self.check, self.align16, self.shadow,
+                      pending, peak_op, self.stats[p if self.threads else 0], self.flags)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 
 from alloclab import strategies
 from alloclab.harness import executor as ex
-from alloclab.strategies import _counters as C
+from alloclab.strategies import _counters as counters
+from alloclab.strategies._descriptor import Strategy
 from alloclab.strategies._heap import DEFAULT_ARENA_MB, Heap
+from alloclab.strategies._result import RunResult  # noqa: F401  (re-exported: harness callers import it from here)
 
 # Serial replay runs in slices so that long runs stay interruptible and a
 # strategy can sample memory (``sample_memory``) between them; a slice costs
@@ -24,20 +26,8 @@ SLICE_OPS = 1 << 18
 WARMUP_OPS = 20_000
 MODES = ("serial", "threads")
 # threads mode's coupling between Ps (executor stats), reported with the counters
-PUBLISH_COUNTERS = {"deferred_frees": ex.S_DEFERRED, "publish_waits": ex.S_WAITS, "publish_yields": ex.S_YIELDS}
-
-
-@dataclass
-class RunResult:
-    status: str
-    error: str
-    wall_s: float
-    counters: np.ndarray            # summed over Ps
-    per_p_wall_s: list[float]
-    peak_mapped_bytes: int
-    in_use_at_peak: int             # -1 if not measured (threads mode)
-    extra: dict = field(default_factory=dict)
-    state: object = None
+PUBLISH_COUNTERS = {"deferred_frees": ex.STAT_DEFERRED, "publish_waits": ex.STAT_WAITS,
+                    "publish_yields": ex.STAT_YIELDS}
 
 
 def _split_by_p(trace, procs):
@@ -67,9 +57,27 @@ def _split_by_p(trace, procs):
     return out, where, int(base[-1] + counts[-1] + pad)
 
 
-def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=DEFAULT_ARENA_MB,
-                stop=None, progress=None) -> RunResult:
+def replay_trace(strategy: str | Strategy | ModuleType, trace, config=None, *, mode="serial", check=False,
+                 arena_mb=DEFAULT_ARENA_MB) -> RunResult:
+    """Replay ``trace`` once on a fresh state of ``strategy`` (a name, a registered module, or a
+    descriptor, which may be outside the registry) with ``config`` (default: the defaults), no
+    warm-up: the one call tests and benchmarks use.
+
+    The result keeps the final state (``.state``) and, in serial mode, each object's address
+    (``.addr_of``); a failed replay is a result with its status, not an exception."""
+    d = strategies.resolve(strategy)
+    mod = d.load()
+    return replay_once(d, mod.Config() if config is None else config, trace, trace.procs, mode=mode, check=check,
+                       arena_mb=arena_mb)
+
+
+def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mode="serial", check=False,
+                arena_mb=DEFAULT_ARENA_MB, stop=None, progress=None) -> RunResult:
     """Replay ``trace`` (or its first ``stop`` ops) once on a fresh state."""
+    d = strategies.resolve(strategy)
+    mod = d.load()
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
     heap = Heap(arena_mb << 20)
     n = len(trace) if stop is None else min(stop, len(trace))
     # Every buffer of the run is made before the strategy's state: ``system``
@@ -78,36 +86,30 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
     n_ids = max(trace.nobj, 1)
     if mode == "threads":
         trace_cols, where, n_ids = _split_by_p(_prefix(trace, n) if stop is not None else trace, procs)
-    addr_of = np.full(n_ids, ex.UNPUBLISHED, np.int64)
-    shadow = np.zeros(heap.arena.shape[0] if check else 1, np.uint8)
-    stats = ex.new_stats()
-    stats_rows = [ex.new_stats() for _ in range(procs)]
-    pending = [np.zeros(ex.PENDING_CAP, np.int64) for _ in range(procs)] if mode == "threads" else []
+    rp = ex.Replay(heap.arena, n_ids, procs=procs, threads=mode == "threads", check=check, align16=d.align16)
     st = mod.make_state(config, heap, procs)
-    align16 = bool(getattr(mod, "ALIGN16", True))
-    sample = getattr(mod, "sample_memory", None)
     peak_op = trace.stats()["peak_op"] if stop is None else -1
-    flags = np.zeros(1, np.int64)
     status, fail_op, fail_addr, in_use_peak = ex.OK, -1, -1, -1
     per_p = []
     extra = {}
     if mode == "serial":
+        cols = ex.columns(trace)
         wall = 0.0
         for start in range(0, n, SLICE_OPS):
             end = min(n, start + SLICE_OPS)
             t0 = time.perf_counter()
-            status = ex.replay(st, heap.arena64, trace.p, trace.op, trace.kind, trace.size, trace.obj, addr_of,
-                               start, end, check, align16, shadow, ex.SERIAL, peak_op, stats, flags)
+            status = rp.run(st, cols, start, end, peak_op=peak_op)
             wall += time.perf_counter() - t0
-            if sample is not None:
-                sample(st)
+            d.sample_memory(st)
             if progress is not None:
                 progress(end - start)
             if status != ex.OK:
                 break
-        fail_op, fail_addr, in_use_peak = int(stats[ex.S_FAIL_OP]), int(stats[ex.S_FAIL_ADDR]), int(stats[ex.S_IN_USE_AT_PEAK])
+        stats = rp.stats[0]
+        fail_op, fail_addr = int(stats[ex.STAT_FAIL_OP]), int(stats[ex.STAT_FAIL_ADDR])
+        in_use_peak = int(stats[ex.STAT_IN_USE_AT_PEAK])
         per_p = [wall]
-    elif mode == "threads":
+    else:
         results = [None] * procs
         times = [0.0] * procs
         barrier = threading.Barrier(procs + 1)
@@ -116,8 +118,7 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
             cols = trace_cols[p]
             barrier.wait()
             t0 = time.perf_counter()
-            results[p] = ex.replay(st, heap.arena64, *cols, addr_of, 0, cols[0].shape[0], check, align16,
-                                   shadow, pending[p], -1, stats_rows[p], flags)
+            results[p] = rp.run(st, cols, p=p)
             times[p] = time.perf_counter() - t0
 
         threads = [threading.Thread(target=worker, args=(p,), daemon=True) for p in range(procs)]
@@ -128,26 +129,23 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
-        if sample is not None:
-            sample(st)
+        d.sample_memory(st)
         per_p = times
         # the harness's own coupling between Ps: frees that came before their alloc was published
-        extra = {name: int(sum(r[col] for r in stats_rows)) for name, col in PUBLISH_COUNTERS.items()}
+        extra = {name: int(sum(r[col] for r in rp.stats)) for name, col in PUBLISH_COUNTERS.items()}
         for p in range(procs):
             if results[p] not in (ex.OK, ex.ABORTED):
                 status = results[p]
-                fail_op = int(where[p][stats_rows[p][ex.S_FAIL_OP]])  # the P's stream index -> trace index
-                fail_addr = int(stats_rows[p][ex.S_FAIL_ADDR])
+                fail_op = int(where[p][rp.stats[p][ex.STAT_FAIL_OP]])  # the P's stream index -> trace index
+                fail_addr = int(rp.stats[p][ex.STAT_FAIL_ADDR])
                 break
         else:
             if any(r == ex.ABORTED for r in results):
                 status = ex.ABORTED
         if progress is not None:
             progress(n)
-    else:
-        raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
-    counters = st.counters.sum(axis=0)
-    peak_mapped = int(mod.peak_mapped_bytes(st)) if hasattr(mod, "peak_mapped_bytes") else heap.peak_mapped_bytes
+    summed = st.counters.sum(axis=0)
+    peak_mapped = d.peak_mapped_bytes(st, heap)
     if status == ex.OK:
         st_name, err = "ok", ""
     elif status == ex.OOM:
@@ -160,7 +158,8 @@ def replay_once(mod, config, trace, procs, mode="serial", check=False, arena_mb=
         if 0 <= fail_op < len(trace):
             err += (f": {'alloc' if trace.op[fail_op] == 0 else 'free'} of object {trace.obj[fail_op]}, "
                     f"{trace.size[fail_op]} B on P{trace.p[fail_op]}")
-    return RunResult(st_name, err, wall, counters, per_p, peak_mapped, in_use_peak, extra=extra, state=st)
+    return RunResult(st_name, err, wall, summed, per_p, peak_mapped, in_use_peak, extra=extra, state=st,
+                     addr_of=rp.addr_of if mode == "serial" else None)
 
 
 def _prefix(trace, n):
@@ -173,13 +172,14 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
              warmup=True, progress=None, on_rep=None):
     """Measure a cell ``reps`` times; returns a list of ``(rep, RunResult)``."""
     mod = strategies.get(strategy)
+    d = strategies.descriptor(strategy)
     procs = trace.procs
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
-    if hasattr(mod, "run_external"):
+    if d.is_external:
         # a real peer outside numba (the Go runtime): it replays the trace itself and
         # returns one RunResult per repetition, warm-up included on its side
-        out = mod.run_external(config, trace, mode=mode, reps=reps, check=check, progress=progress)
+        out = d.run_external(config, trace, mode=mode, reps=reps, check=check, progress=progress)
         if on_rep is not None:
             for rep, r in out:
                 on_rep(rep, r)
@@ -191,11 +191,11 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
 
         prefault(get_arena(arena_mb << 20), int(trace.stats()["alloc_bytes"] * 1.25) + (64 << 20))
         # warm-up in the mode being measured, on a prefix (threads too: it starts the kernels' code paths)
-        replay_once(mod, config, trace, procs, mode=mode, check=False, arena_mb=arena_mb,
+        replay_once(d, config, trace, procs, mode=mode, check=False, arena_mb=arena_mb,
                     stop=min(len(trace), WARMUP_OPS))
     out = []
     for rep in range(reps):
-        r = replay_once(mod, config, trace, procs, mode=mode, check=check, arena_mb=arena_mb, progress=progress)
+        r = replay_once(d, config, trace, procs, mode=mode, check=check, arena_mb=arena_mb, progress=progress)
         if check and r.status == "ok":
             errs = mod.check(r.state)
             if errs:
@@ -208,13 +208,13 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
     return out
 
 
-def counters_dict(mod, result: RunResult) -> dict[str, int]:
+def counters_dict(strategy: str | Strategy | ModuleType, result: RunResult) -> dict[str, int]:
     """The run's counters by name: the standard ones, the strategy's extras, and the harness's
     threads-mode coupling between Ps (PUBLISH_COUNTERS)."""
-    counters = result.counters
-    d = {name: int(counters[i]) for i, name in C.STANDARD_NAMES.items()}
-    for j, name in enumerate(getattr(mod, "EXTRA_COUNTERS", ())):
-        d[name] = int(counters[C.EXTRA_BASE + j])
+    c = result.counters
+    d = {name: int(c[i]) for i, name in counters.STANDARD_NAMES.items()}
+    for j, name in enumerate(strategies.resolve(strategy).extra_counters):
+        d[name] = int(c[counters.EXTRA_BASE + j])
     for k in PUBLISH_COUNTERS:
         if k in result.extra:
             d[k] = int(result.extra[k])

@@ -1,7 +1,13 @@
-"""alloclab.strategies: the allocators, one module per strategy.
+"""alloclab.strategies: the allocators, one module per strategy, and their registry.
 
-The contract (DESIGN.md, "Strategy contract") that every strategy module
-implements, and that the shared test suite checks for each of them:
+The registry (``_REGISTRY`` below) holds one descriptor per strategy
+(``_descriptor.Strategy``): its name, module, one-line description, kind
+(numba ``kernel`` or ``external`` program), and the optional hooks its module
+provides. Adding a strategy is one module plus one line here
+(docs/adding-a-strategy.md).
+
+The contract (DESIGN.md, "Strategy contract") that every kernel strategy's
+module implements, and that the shared test suite checks for each of them:
 
 - ``NAME``, ``DESCRIPTION`` (one line), ``EXTRA_COUNTERS`` (names of its
   counter columns from ``_counters.EXTRA_BASE`` on), ``ALIGN16`` (whether
@@ -15,35 +21,86 @@ implements, and that the shared test suite checks for each of them:
 - ``check(state) -> list[str]``: the invariants written beside the state, as
   equations; an empty list means they hold.
 - the module registers ``State`` with ``_dispatch.register`` at import.
+- the hooks named in its descriptor (``_descriptor.Hooks``), with the
+  signatures given there.
+
+An external strategy's module has ``NAME``, ``DESCRIPTION``, ``EXTRA_COUNTERS``,
+``ALIGN16``, ``Config`` and ``check``, and the hooks ``run_external`` and
+``unavailable_reason``.
 
 Modules are imported lazily so that ``alloclab list`` does not load numba
-kernels it will not run.
+kernels it will not run. Importing this package has no side effects: numba's
+cache folder is configured by the entry points (``_numba_cache.configure``).
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from types import ModuleType
 
-from alloclab.strategies import _numba_cache
+from alloclab.strategies._descriptor import Hooks, Strategy
 
-_numba_cache.configure()
+_SIZE_CLASSES_SIMPLE = "alloclab.strategies._size_class_tables:simple"
 
-# name -> (module, one-line description)  (descriptions here so `list` stays cheap)
-_REGISTRY: dict[str, tuple[str, str]] = {
-    "bump": ("alloclab.strategies.bump", "pointer bump, never reuses: the speed limit and reference line"),
-    "naive": ("alloclab.strategies.naive", "K&R first-fit free list with boundary tags and coalescing, one global lock"),
-    "bitmap": ("alloclab.strategies.bitmap", "per-size-class fixed-block pools with a free bitmap (the article's MemoryPool)"),
-    "freelist": ("alloclab.strategies.freelist", "per-size-class intrusive free lists, optional per-P cache with batch transfer (pool + TLA)"),
-    "go": ("alloclab.strategies.go", "model of Go's runtime allocator: mcache / mcentral / mheap, tiny alloc, stacks"),
-    "system": ("alloclab.strategies.system", "the process's libc malloc/free called from numba: a real peer"),
-    "go-runtime": ("alloclab.strategies.go_runtime", "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)"),
-}
+_REGISTRY: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("bump", "alloclab.strategies.bump", "pointer bump, never reuses: the speed limit and reference line"),
+    Strategy("naive", "alloclab.strategies.naive",
+             "K&R first-fit free list with boundary tags and coalescing, one global lock"),
+    Strategy("bitmap", "alloclab.strategies.bitmap",
+             "per-size-class fixed-block pools with a free bitmap (the article's MemoryPool)",
+             hooks=Hooks(size_classes=_SIZE_CLASSES_SIMPLE)),
+    Strategy("freelist", "alloclab.strategies.freelist",
+             "per-size-class intrusive free lists, optional per-P cache with batch transfer (pool + TLA)",
+             hooks=Hooks(size_classes=_SIZE_CLASSES_SIMPLE)),
+    Strategy("go", "alloclab.strategies.go",
+             "model of Go's runtime allocator: mcache / mcentral / mheap, tiny alloc, stacks",
+             hooks=Hooks(peak_inuse_bytes="peak_inuse_bytes", mapped_floor="mapped_floor",
+                         size_classes="alloclab.strategies._size_class_tables:go")),
+    Strategy("system", "alloclab.strategies.system", "the process's libc malloc/free called from numba: a real peer",
+             hooks=Hooks(sample_memory="sample_memory", peak_mapped_bytes="peak_mapped_bytes")),
+    Strategy("go-runtime", "alloclab.strategies.go_runtime",
+             "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)",
+             kind="external", requires="a Go toolchain, 1.19 or newer (apt-get install golang-go)",
+             hooks=Hooks(run_external="run_external", unavailable_reason="unavailable_reason")),
+)}
 
 
 class UnknownStrategy(KeyError):
     def __str__(self):
         return f"unknown strategy {self.args[0]!r}; choose from {', '.join(names())}"
+
+
+class UnavailableStrategy(KeyError):
+    def __str__(self):
+        return f"strategy {self.args[0]!r} is not available here: {self.args[1]}"
+
+
+def register(strategy: Strategy) -> Strategy:
+    """Add (or replace) a registry line at run time: a strategy module outside the package.
+
+    Its module must be importable in every process that shares the numba cache
+    folder (see tests/conftest.py)."""
+    _REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+def descriptor(name: str) -> Strategy:
+    """The registry line of ``name`` (imports nothing)."""
+    if name not in _REGISTRY:
+        raise UnknownStrategy(name)
+    return _REGISTRY[name]
+
+
+def resolve(strategy: str | Strategy | ModuleType) -> Strategy:
+    """A descriptor from a name, a registered strategy's module, or a descriptor (one not in the
+    registry is allowed)."""
+    if isinstance(strategy, Strategy):
+        return strategy
+    if isinstance(strategy, ModuleType):
+        for d in _REGISTRY.values():
+            if d.module == strategy.__name__:
+                return d
+        raise UnknownStrategy(strategy.__name__)
+    return descriptor(strategy)
 
 
 def names(include_unavailable: bool = False) -> list[str]:
@@ -52,22 +109,15 @@ def names(include_unavailable: bool = False) -> list[str]:
 
 def kernel_names() -> list[str]:
     """Strategies implemented as numba kernels (everything but external peers like go-runtime)."""
-    return [n for n in names() if n not in _EXTERNAL]
+    return [n for n in names() if not _REGISTRY[n].is_external]
 
 
 def unavailable_reason(name: str) -> str | None:
     """Why a registered strategy cannot run here (None if it can)."""
-    mod = _REGISTRY[name][0]
-    if importlib.util.find_spec(mod) is None:
+    d = descriptor(name)
+    if importlib.util.find_spec(d.module) is None:
         return "not installed"
-    if name in _EXTERNAL:
-        m = importlib.import_module(mod)
-        return m.unavailable_reason()
-    return None
-
-
-# strategies that are real programs outside numba: available only when their toolchain is
-_EXTERNAL = {"go-runtime"}
+    return d.unavailable_reason()
 
 
 def _available(name: str) -> bool:
@@ -78,20 +128,13 @@ def _available(name: str) -> bool:
 
 
 def describe(name: str) -> str:
-    return _REGISTRY[name][1]
-
-
-class UnavailableStrategy(KeyError):
-    def __str__(self):
-        return f"strategy {self.args[0]!r} is not available here: {self.args[1]}"
+    return descriptor(name).description
 
 
 def get(name: str) -> ModuleType:
-    if name not in _REGISTRY:
-        raise UnknownStrategy(name)
-    why = unavailable_reason(name) if name in _EXTERNAL else None
-    if why is None and not _available(name):
-        why = "not installed"
+    """The module of an available strategy (UnknownStrategy, UnavailableStrategy otherwise)."""
+    d = descriptor(name)
+    why = unavailable_reason(name) if d.is_external else (None if _available(name) else "not installed")
     if why is not None:
         raise UnavailableStrategy(name, why)
-    return importlib.import_module(_REGISTRY[name][0])
+    return d.load()

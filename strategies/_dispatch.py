@@ -20,6 +20,11 @@ def register(state_cls: type, alloc, free, *, real_ptrs: bool = False) -> None:
     _KERNELS[state_cls] = (alloc, free, real_ptrs)
 
 
+def real_pointers(state_cls: type) -> bool:
+    """Whether ``state_cls``'s strategy returns process pointers (as registered)."""
+    return _KERNELS[state_cls][2]
+
+
 def _lookup(st):
     cls = getattr(st, "instance_class", None)
     if cls not in _KERNELS:

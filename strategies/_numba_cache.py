@@ -5,6 +5,17 @@ function it calls (in another module) changes: the executor would keep running
 a stale inlined allocator after an edit to that allocator. Keying the whole
 cache by the source hash makes any edit a clean (cold) cache, and a release a
 warm one. Set NUMBA_CACHE_DIR yourself to override.
+
+``configure`` is called by the entry points (the CLI's ``main``, the test
+session's conftest), never on import: numba reads the folder when a kernel is
+decorated, so it must run before any kernel module is imported. It exports
+NUMBA_CACHE_DIR so that worker processes use the same folder.
+
+One cache folder per set of strategies: numba's index for the executor lists
+every State type it was compiled for and unpickles them all in each process
+that loads it, so a folder that has seen a strategy from outside the package
+(the tests' own) can only be used where that strategy's module imports. The
+test session therefore keeps its own folder (``flavour="tests"``).
 """
 from __future__ import annotations
 
@@ -17,10 +28,11 @@ from pathlib import Path
 # must not throw away minutes of compiled kernels.
 _PKG_DIRS = ("strategies", "workloads")
 _KERNEL_FILES = ("harness/executor.py",)
-_KEEP = 3  # cache folders of other source versions kept (switching branches stays warm)
+_KEEP = 3  # cache folders of other source versions kept, per flavour (switching branches stays warm)
 
 
-def source_hash() -> str:
+def source_hash(extra_dirs=()) -> str:
+    """Hash of the kernel sources (and of ``*.py`` under ``extra_dirs``: strategies from elsewhere)."""
     here = Path(__file__).resolve().parent.parent
     h = hashlib.sha1()
     files = [f for d in _PKG_DIRS if (here / d).is_dir() for f in sorted((here / d).rglob("*.py"))]
@@ -28,6 +40,10 @@ def source_hash() -> str:
     for f in files:
         h.update(str(f.relative_to(here)).encode())
         h.update(f.read_bytes())
+    for d in extra_dirs:
+        for f in sorted(Path(d).rglob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
     # installed as a wheel the three folders are siblings under alloclab/
     return h.hexdigest()[:12]
 
@@ -37,19 +53,32 @@ def cache_root() -> Path:
     return Path(base) / "alloclab"
 
 
-def configure() -> str:
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return os.environ["NUMBA_CACHE_DIR"]
-    root = cache_root()
-    target = root / f"numba-{source_hash()}"
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        os.utime(target)
-        others = sorted((p for p in root.glob("numba-*") if p != target), key=lambda p: p.stat().st_mtime)
-        for old in others[:-_KEEP] if len(others) > _KEEP else []:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError:
-        return ""  # unwritable home: numba falls back to __pycache__
+def configure(flavour: str = "", extra_dirs=()) -> str:
+    """Set numba's cache folder (and NUMBA_CACHE_DIR) for this process and its children; returns it.
+
+    ``flavour`` names a separate family of folders (``numba-<flavour>-<hash>``), for a
+    process that registers strategies from outside the package (``extra_dirs``, hashed
+    too). A NUMBA_CACHE_DIR already set is kept, with ``-<flavour>`` appended."""
+    override = os.environ.get("NUMBA_CACHE_DIR")
+    if override:
+        target = Path(override if not flavour or override.endswith(f"-{flavour}") else f"{override}-{flavour}")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+    else:
+        root = cache_root()
+        prefix = f"numba-{flavour}-" if flavour else "numba-"
+        target = root / f"{prefix}{source_hash(extra_dirs)}"
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            os.utime(target)
+            # this flavour's folders only: numba-<12 hex digits> does not match numba-tests-<...>
+            others = sorted((p for p in root.glob(prefix + "?" * 12) if p != target), key=lambda p: p.stat().st_mtime)
+            for old in others[:-_KEEP] if len(others) > _KEEP else []:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            return ""  # unwritable home: numba falls back to __pycache__
     os.environ["NUMBA_CACHE_DIR"] = str(target)
     try:  # numba may already be imported; its config is read when a kernel is decorated
         from numba.core import config

@@ -1,16 +1,34 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 # Small arenas keep check-mode shadows and fresh mappings cheap in unit tests.
 TEST_ARENA_MB = 256
 
+# The test session is an entry point: it sets numba's cache folder before any kernel module is
+# imported. Its folder is its own (numba-tests-<hash of the sources and of tests/teststrategies>):
+# the executor's cache index there lists the test-only strategies' State types, which only a
+# process that can import tests/teststrategies may load. Subprocesses the tests start inherit the
+# folder and, through PYTHONPATH, the import.
+_TESTS = Path(__file__).resolve().parent
+if str(_TESTS) not in sys.path:
+    sys.path.insert(0, str(_TESTS))
+os.environ["PYTHONPATH"] = os.pathsep.join([str(_TESTS)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+from alloclab.strategies import _numba_cache  # noqa: E402
+
+_numba_cache.configure("tests", extra_dirs=[_TESTS / "teststrategies"])
+
+from alloclab import strategies  # noqa: E402
+from alloclab.strategies._descriptor import Strategy  # noqa: E402
+
+# docs/adding-a-strategy.md's worked example: one module and one registry line, and the shared
+# suites (tests/test_strategy_contract.py and every test parametrised by kernel_names()) run it.
+POW2 = strategies.register(Strategy("pow2", "teststrategies.pow2", "power-of-two classes, a LIFO free list per class and P"))
+
 
 @pytest.fixture(scope="session")
 def arena_mb():
     return TEST_ARENA_MB
-
-
-@pytest.fixture(scope="session")
-def repo_root():
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -4,16 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alloclab.harness import executor as ex
-from alloclab.harness.runner import run_cell
-from alloclab.strategies import _counters as C
+from alloclab.harness.runner import replay_trace, run_cell
+from alloclab.strategies import _counters as counters
 from alloclab.strategies import _sizeclass_simple as sc
 from alloclab.strategies import bitmap as mod
 from alloclab.strategies._config import ConfigError
 from alloclab.strategies._heap import Heap
 from alloclab.workloads import generate
 
-X_WORDS, X_POOLS, X_LARGE = (C.EXTRA_BASE + i for i in range(3))
+X_WORDS, X_POOLS, X_LARGE = (counters.EXTRA_BASE + i for i in range(3))
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +27,9 @@ def threads_trace():
 
 def _addresses(trace, config, arena_mb):
     """obj -> address for a serial replay (the executor's own address table)."""
-    heap = Heap(arena_mb << 20)
-    st = mod.make_state(config, heap, trace.procs)
-    addr_of = np.full(trace.nobj, ex.UNPUBLISHED, np.int64)
-    status = ex.replay(st, heap.arena64, trace.p, trace.op, trace.kind, trace.size, trace.obj, addr_of, 0,
-                       len(trace), False, True, np.zeros(1, np.uint8), ex.SERIAL, -1, ex.new_stats(), np.zeros(1, np.int64))
-    assert status == ex.OK
-    return addr_of, st
+    r = replay_trace(mod, trace, config, arena_mb=arena_mb)
+    assert r.status == "ok"
+    return r.addr_of, r.state
 
 
 def _popcounts(st):
@@ -114,7 +109,7 @@ def test_free_count_equals_free_bits_with_live_objects(bpp, arena_mb):
     nfree = st.pools[:npools, mod.P_NFREE]
     assert np.array_equal(_popcounts(st), nfree)                  # 1 bits == free blocks
     sizes = st.class_size[st.pool_class[:npools]]
-    assert ((bpp - nfree) * sizes).sum() == st.counters[:, C.IN_USE].sum()
+    assert ((bpp - nfree) * sizes).sum() == st.counters[:, counters.IN_USE].sum()
     for a, s in live:
         assert not mod.block_is_free(st, a, s)
     assert mod.check(st, live=live) == []
@@ -137,9 +132,9 @@ def test_random_trace_checked_serial(config, serial_trace, arena_mb):
     [(_, r)] = run_cell("bitmap", config, serial_trace, check=True, warmup=False, arena_mb=arena_mb)
     assert r.status == "ok", r.error
     assert mod.check(r.state) == []
-    assert r.counters[C.IN_USE] == 0
-    assert r.counters[C.FAST_HITS] == 0       # every small op takes its class lock
-    assert r.counters[C.LOCK_CENTRAL] == r.counters[C.ALLOCS] + r.counters[C.FREES]
+    assert r.counters[counters.IN_USE] == 0
+    assert r.counters[counters.FAST_HITS] == 0       # every small op takes its class lock
+    assert r.counters[counters.LOCK_CENTRAL] == r.counters[counters.ALLOCS] + r.counters[counters.FREES]
 
 
 @pytest.mark.parametrize("config", [mod.Config(), mod.Config(linear_scan=True)])
@@ -148,7 +143,7 @@ def test_threads_mode_checked(config, threads_trace, arena_mb):
                         arena_mb=arena_mb)
     assert r.status == "ok", r.error
     assert mod.check(r.state) == []
-    assert r.counters[C.ALLOCS] == threads_trace.stats()["allocs"]
+    assert r.counters[counters.ALLOCS] == threads_trace.stats()["allocs"]
 
 
 def test_large_trace_checked(arena_mb):

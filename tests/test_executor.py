@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from alloclab.strategies import _faulty as evil
 from alloclab import strategies
-from alloclab.harness.runner import replay_once, run_cell
+from alloclab.harness.runner import replay_trace, run_cell
+from teststrategies import faulty
 from alloclab.workloads import generate
 
 
@@ -17,13 +17,13 @@ def tr():
     (1, "overlaps a live object"), (2, "misaligned"), (3, "outside mapped memory"), (4, "id overwritten"),
 ])
 def test_check_mode_catches(tr, mode, status_text, arena_mb):
-    r = replay_once(evil, evil.Config(mode=mode), tr, 1, check=True, arena_mb=arena_mb)
+    r = replay_trace(faulty.DESCRIPTOR, tr, faulty.Config(mode=mode), check=True, arena_mb=arena_mb)
     assert r.status == "check_failed"
     assert status_text in r.error
 
 
 def test_correct_strategy_passes(tr, arena_mb):
-    r = replay_once(evil, evil.Config(mode=0), tr, 1, check=True, arena_mb=arena_mb)
+    r = replay_trace(faulty.DESCRIPTOR, tr, faulty.Config(mode=0), check=True, arena_mb=arena_mb)
     assert r.status == "ok", r.error
 
 
@@ -76,18 +76,15 @@ def test_threads_mode_defers_frees_until_published(arena_mb, monkeypatch):
     i64 = lambda xs: np.asarray(xs, np.int64)  # noqa: E731
     alloc = Trace(np.zeros(n, np.int16), np.zeros(n, np.int8), np.zeros(n, np.int8), np.full(n, 64, np.int32),
                   np.arange(n, dtype=np.int64), 2, {})
-    addr_of = np.full(n, ex.UNPUBLISHED, np.int64)
-    flags = np.zeros(1, np.int64)
-    assert ex.replay(st, heap.arena64, alloc.p, alloc.op, alloc.kind, alloc.size, alloc.obj, addr_of, 0, n,
-                     True, True, np.zeros(heap.arena.shape[0], np.uint8), ex.SERIAL, -1, ex.new_stats(), flags) == ex.OK
-    published = addr_of.copy()
-    addr_of[:] = ex.UNPUBLISHED                       # as if P0 had not got there yet
-    stats = ex.new_stats()
-    ring = np.zeros(2, np.int64)
+    serial = ex.Replay(heap.arena, n, check=True)
+    assert serial.run(st, ex.columns(alloc)) == ex.OK
+    published = serial.addr_of
+    threads = ex.Replay(heap.arena, n, procs=2, threads=True, pending_cap=2)   # P0 has not published yet
+    addr_of, stats = threads.addr_of, threads.stats[1]
     out = []
-    worker = threading.Thread(target=lambda: out.append(ex.replay(
-        st, heap.arena64, np.ones(n, np.int16), np.ones(n, np.int8), np.zeros(n, np.int8), np.full(n, 64, np.int32),
-        i64([2, 0, 1]), addr_of, 0, n, False, True, np.zeros(1, np.uint8), ring, -1, stats, flags)))
+    worker = threading.Thread(target=lambda: out.append(threads.run(
+        st, (np.ones(n, np.int16), np.ones(n, np.int8), np.zeros(n, np.int8), np.full(n, 64, np.int32),
+             i64([2, 0, 1])), p=1)))
     worker.start()
     time.sleep(0.2)
     assert worker.is_alive()                            # the third free found the ring full and waits
@@ -95,7 +92,7 @@ def test_threads_mode_defers_frees_until_published(arena_mb, monkeypatch):
         addr_of[obj] = published[obj]
     worker.join(10)
     assert out == [ex.OK]
-    assert stats[ex.S_DEFERRED] == 3 and stats[ex.S_WAITS] >= 1
+    assert stats[ex.STAT_DEFERRED] == 3 and stats[ex.STAT_WAITS] >= 1
     assert int(st.counters[1, 1]) == 3                  # FREES on P1: every deferred free was done
     assert mod.check(st) == []
 

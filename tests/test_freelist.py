@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from alloclab.harness.runner import run_cell
-from alloclab.strategies import _counters as C
+from alloclab.strategies import _counters as counters
 from alloclab.strategies import _sizeclass_simple as sc
 from alloclab.strategies import freelist as mod
 from alloclab.strategies._config import ConfigError
 from alloclab.strategies._heap import Heap
 from alloclab.workloads import generate
 
-X_MOVES, X_FLUSHES, X_SLABS, X_LARGE = (C.EXTRA_BASE + i for i in range(4))
+X_MOVES, X_FLUSHES, X_SLABS, X_LARGE = (counters.EXTRA_BASE + i for i in range(4))
 SMALL_CACHE = mod.Config(cache_capacity=8, batch=3)
 
 
@@ -82,12 +82,12 @@ def test_cache_bounded_during_a_random_sequence(arena_mb):
         assert 0 <= _cached(st).min() and _cached(st).max() <= cfg.cache_capacity
         peak = max(peak, int(_cached(st).max()))
     assert peak == cfg.cache_capacity        # the bound was reached, not just respected
-    assert st.counters[:, X_FLUSHES].sum() > 0 and st.counters[:, C.REFILLS].sum() > 0
+    assert st.counters[:, X_FLUSHES].sum() > 0 and st.counters[:, counters.REFILLS].sum() > 0
     assert len({a for a, _ in live}) == len(live)
     assert mod.check(st) == []
     # in use == blocks ever carved minus free ones (central + cached), in bytes
     carved = st.cls[mod.CLS_CARVED::8] - st.cls[mod.CLS_COUNT::8] - _cached(st).sum(axis=0)
-    assert (carved * st.class_size).sum() == st.counters[:, C.IN_USE].sum() == sum(
+    assert (carved * st.class_size).sum() == st.counters[:, counters.IN_USE].sum() == sum(
         sc.CLASS_SIZES[sc.class_of_size(s)] for _, s in live)
 
 
@@ -97,17 +97,17 @@ def test_random_trace_checked_serial(config, serial_trace, arena_mb):
     [(_, r)] = run_cell("freelist", config, serial_trace, check=True, warmup=False, arena_mb=arena_mb)
     assert r.status == "ok", r.error
     assert mod.check(r.state) == []
-    assert r.counters[C.IN_USE] == 0
+    assert r.counters[counters.IN_USE] == 0
     cap = config.cache_capacity if config.per_p_cache else 0
     assert _cached(r.state).max() <= cap
     if config.per_p_cache:
-        assert r.counters[C.FAST_HITS] + r.counters[C.REFILLS] == r.counters[C.ALLOCS]
+        assert r.counters[counters.FAST_HITS] + r.counters[counters.REFILLS] == r.counters[counters.ALLOCS]
         # every transfer moves at most a batch, and refills + flushes are the only central lock holds
-        assert r.counters[X_MOVES] <= config.batch * (r.counters[C.REFILLS] + r.counters[X_FLUSHES])
-        assert r.counters[C.LOCK_CENTRAL] == r.counters[C.REFILLS] + r.counters[X_FLUSHES]
+        assert r.counters[X_MOVES] <= config.batch * (r.counters[counters.REFILLS] + r.counters[X_FLUSHES])
+        assert r.counters[counters.LOCK_CENTRAL] == r.counters[counters.REFILLS] + r.counters[X_FLUSHES]
     else:
-        assert r.counters[C.FAST_HITS] == 0
-        assert r.counters[C.LOCK_CENTRAL] == r.counters[C.ALLOCS] + r.counters[C.FREES]
+        assert r.counters[counters.FAST_HITS] == 0
+        assert r.counters[counters.LOCK_CENTRAL] == r.counters[counters.ALLOCS] + r.counters[counters.FREES]
 
 
 @pytest.mark.parametrize("config", [mod.Config(), SMALL_CACHE, mod.Config(per_p_cache=False)])
@@ -117,14 +117,14 @@ def test_threads_mode_checked(config, threads_trace, arena_mb):
     assert r.status == "ok", r.error
     assert mod.check(r.state) == []
     assert _cached(r.state).max() <= (config.cache_capacity if config.per_p_cache else 0)
-    assert r.counters[C.ALLOCS] == threads_trace.stats()["allocs"]
+    assert r.counters[counters.ALLOCS] == threads_trace.stats()["allocs"]
 
 
 def test_per_p_cache_takes_fewer_locks(serial_trace, arena_mb):
     [(_, cached)] = run_cell("freelist", mod.Config(), serial_trace, warmup=False, arena_mb=arena_mb)
     [(_, plain)] = run_cell("freelist", mod.Config(per_p_cache=False), serial_trace, warmup=False, arena_mb=arena_mb)
-    assert cached.counters[C.LOCK_CENTRAL] * 10 < plain.counters[C.LOCK_CENTRAL]
-    assert cached.counters[C.FAST_HITS] > 0.9 * cached.counters[C.ALLOCS]
+    assert cached.counters[counters.LOCK_CENTRAL] * 10 < plain.counters[counters.LOCK_CENTRAL]
+    assert cached.counters[counters.FAST_HITS] > 0.9 * cached.counters[counters.ALLOCS]
 
 
 def test_check_catches_a_cycle_and_a_duplicate(arena_mb):

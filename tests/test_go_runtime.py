@@ -1,4 +1,4 @@
-"""go-runtime: the real Go runtime as a peer (harness/goreplay), and its availability."""
+"""go-runtime: the real Go runtime as a peer (strategies/go_runtime/goreplay), and its availability."""
 from __future__ import annotations
 
 import json

@@ -15,11 +15,12 @@ import pytest
 
 from alloclab import strategies
 from alloclab.harness import executor as ex
-from alloclab.strategies._heap import Heap
+from alloclab.harness.runner import replay_trace
 from alloclab.workloads.trace import make_trace
 
 PAIRS = 10_000
 SIZES = [16, 256, 4096, 65536]
+ARENA_MB = 2048
 
 
 def _pairs(size: int):
@@ -32,23 +33,18 @@ def _pairs(size: int):
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", strategies.kernel_names())
 def test_alloc_free_pair(benchmark, name, size):
-    mod = strategies.get(name)
     tr = _pairs(size)
-    addr_of = np.full(tr.nobj, ex.UNPUBLISHED, np.int64)
-    shadow = np.zeros(1, np.uint8)
-    flags = np.zeros(1, np.int64)
+    cols = ex.columns(tr)
 
     def fresh():
-        # bump never reuses, so every round starts from a fresh state (over the same, faulted-in arena)
-        heap = Heap(2048 << 20)
-        st = mod.make_state(mod.Config(), heap, 1)
-        replay(st, heap)  # the same pairs once: steady state, compiled, pages touched
-        return (st, heap), {}
+        # bump never reuses, so every round starts from a fresh state (over the same, faulted-in arena),
+        # which has served the same pairs once: steady state, compiled, pages touched
+        r = replay_trace(name, tr, arena_mb=ARENA_MB)
+        assert r.status == "ok", r.error
+        return (r.state, ex.Replay(r.state.arena, tr.nobj)), {}
 
-    def replay(st, heap):
-        status = ex.replay(st, heap.arena64, tr.p, tr.op, tr.kind, tr.size, tr.obj, addr_of, 0, len(tr),
-                           False, True, shadow, False, -1, ex.new_stats(), flags)
-        assert status == ex.OK
+    def replay(st, rp):
+        assert rp.run(st, cols) == ex.OK
 
     benchmark.pedantic(replay, setup=fresh, rounds=15, iterations=1, warmup_rounds=1)
     benchmark.extra_info["ns_per_pair"] = benchmark.stats.stats.median * 1e9 / PAIRS

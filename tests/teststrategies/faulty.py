@@ -1,12 +1,9 @@
 """A deliberately broken strategy: proves that check mode catches each kind of bug.
 
-Not in the registry (``alloclab list`` never shows it); tests import it. It
-lives in the package, not in tests/, because numba's cache index for the
-executor records every State type it was compiled for and unpickles them
-all in every process that loads it: a type from a module other processes
-cannot import would break their cache loads (measured: tune workers died
-with ModuleNotFoundError). A strategy of your own must likewise be
-importable wherever alloclab runs, or use its own NUMBA_CACHE_DIR.
+Not in the registry (``alloclab list`` never shows it): tests replay it through
+its descriptor, ``DESCRIPTOR`` below. It lives in tests/, so only the test
+session's numba cache folder ever holds its State type (see
+strategies/_numba_cache.py and tests/conftest.py for why that matters).
 
 ``mode`` selects the bug: 0 correct bump, 1 every alloc returns the same
 address (overlap), 2 misaligned addresses, 3 addresses past mapped memory,
@@ -22,6 +19,7 @@ import numpy as np
 from alloclab.strategies import _dispatch
 from alloclab.strategies._config import ConfigBase, param
 from alloclab.strategies._counters import IN_USE, new_counters
+from alloclab.strategies._descriptor import Strategy
 from alloclab.strategies._heap import MAPPED, heap_map
 from alloclab.strategies._kernel import kernel
 
@@ -79,3 +77,5 @@ def check(st):
 
 
 _dispatch.register(State, alloc, free)
+
+DESCRIPTOR = Strategy(NAME, __name__, DESCRIPTION)

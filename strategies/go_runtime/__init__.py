@@ -2,7 +2,7 @@
 
 Design. Not a numba kernel: ``run_external`` writes the trace in a binary
 form (a 64-byte header + the columns as little-endian arrays, see
-harness/goreplay/main.go), runs ``goreplay``, a small Go program (standard
+goreplay/main.go beside this file), runs ``goreplay``, a small Go program (standard
 library only) built on first use with the installed toolchain into
 ``~/.cache/alloclab/goreplay-<hash of its source and of `go version`>/``, and
 turns its JSON into one ``RunResult`` per repetition. goreplay allocates each
@@ -70,6 +70,7 @@ import numpy as np
 
 from alloclab.strategies._config import ConfigBase, param
 from alloclab.strategies._counters import ALLOCS, EXTRA_BASE, FREES, NCOUNTERS
+from alloclab.strategies._result import RunResult
 
 NAME = "go-runtime"
 DESCRIPTION = "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)"
@@ -77,8 +78,8 @@ EXTRA_COUNTERS: tuple[str, ...] = ("gc_cycles", "heap_sys_peak", "heap_inuse_pea
 ALIGN16 = False   # Go aligns to 8 (and less in its tiny allocator); the executor does not run it anyway
 GC_CYCLES, HEAP_SYS_PEAK, HEAP_INUSE_PEAK, HEAP_ALLOC_PEAK, SYS_PEAK = range(EXTRA_BASE, EXTRA_BASE + 5)
 
-# strategies/ and harness/ are siblings both in the source tree and installed (alloclab/...)
-SOURCE_DIR = Path(__file__).resolve().parent.parent / "harness" / "goreplay"
+# the Go program's source, shipped as package data beside this module
+SOURCE_DIR = Path(__file__).resolve().parent / "goreplay"
 SOURCES = ("main.go", "go.mod")
 MIN_GO = (1, 19)
 WARMUP_OPS = 20_000
@@ -211,8 +212,6 @@ def write_trace(trace, path) -> None:
 def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, check: bool = False,
                  progress=None):
     """Replay ``trace`` in goreplay ``reps`` times: [(rep, RunResult)] like runner.run_cell."""
-    from alloclab.harness.runner import RunResult
-
     config.validate()
     exe = binary_path()
     with tempfile.TemporaryDirectory(prefix="alloclab-goreplay-") as d:
