@@ -2,7 +2,7 @@
 
 Every test replays a small hand-made or generated trace through the executor
 (one compiled replay kernel for the whole module) and reads the final state
-back with the column names of go/layout.py.
+back with the column names of the tier files (go/mspan.py, go/mcache.py, ...).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from alloclab.harness import executor as ex
 from alloclab.harness.runner import counters_dict, run_cell
 from alloclab.strategies import _counters as C
 from alloclab.strategies import go as mod
+from alloclab.strategies._heap import MAPPED
+from alloclab.strategies.go import layout, mcache, mgc, mheap, mspan, stacks
 from alloclab.strategies._heap import Heap
 from alloclab.workloads import generate
 from alloclab.workloads.trace import make_trace
@@ -153,7 +155,7 @@ def test_size_classes_round_each_allocation_like_go():
     assert ctr(st, C.IN_USE) == want
     for s, o in objs:
         span = st.pagemap[addr[o] >> 13]
-        assert st.spans[span, mod.SP_ELEMSIZE] == t.class_to_size[t.size_to_class(s)]
+        assert st.spans[span, mspan.SPAN_ELEMSIZE] == t.class_to_size[t.size_to_class(s)]
 
 
 def test_pointerful_objects_above_512_get_the_malloc_header():
@@ -176,7 +178,7 @@ def test_freed_span_returns_its_pages_to_the_heap():
     st, addr = replay(ops.trace())
     assert ctr(st, X("spans_returned")) == 1 and ctr(st, X("free_batches")) == 4
     s0 = addr[objs[0]] >> 13
-    assert st.spans[s0, mod.SP_STATE] == mod.SPAN_FREE and st.pagemap[s0] == -1
+    assert st.spans[s0, mspan.SPAN_STATE] == mspan.MSPAN_DEAD and st.pagemap[s0] == -1
     assert ctr(st, C.IN_USE) == 64
 
 
@@ -189,16 +191,16 @@ def test_frees_into_uncached_spans_are_swept_in_batches_under_one_lock():
     st, addr = replay(ops.trace(), mod.Config(free_batch=4))
     s = addr[objs[0]] >> 13
     locks = ctr(st, C.LOCK_CENTRAL)
-    assert st.spans[s, mod.SP_ALLOCCOUNT] == nel          # three frees wait in the P's batch
+    assert st.spans[s, mspan.SPAN_ALLOCCOUNT] == nel          # three frees wait in the P's batch
     assert ctr(st, X("batched_frees")) == 3 and ctr(st, X("free_batches")) == 0
     assert ctr(st, C.IN_USE) == (nel + 1 - 3) * 64        # ... but are dead for IN_USE (check() agrees)
     ops.free(objs[3])                                     # the fourth fills the batch: one lock hold sweeps 4
     st, addr = replay(ops.trace(), mod.Config(free_batch=4))
-    assert st.spans[s, mod.SP_ALLOCCOUNT] == nel - 4 and ctr(st, X("free_batches")) == 1
+    assert st.spans[s, mspan.SPAN_ALLOCCOUNT] == nel - 4 and ctr(st, X("free_batches")) == 1
     assert ctr(st, C.LOCK_CENTRAL) == locks + 1
-    assert st.spans[s, mod.SP_LIST] == st.spans[s, mod.SP_SPC]   # moved from full to partial[spc]
+    assert st.spans[s, mspan.SPAN_LIST] == st.spans[s, mspan.SPAN_SPANCLASS]   # moved from full to partial[spc]
     st1, _ = replay(ops.trace(), mod.Config(free_batch=1))  # free_batch 1: a lock per free, as before batching
-    assert ctr(st1, C.LOCK_CENTRAL) == locks + 4 and st1.spans[s, mod.SP_ALLOCCOUNT] == nel - 4
+    assert ctr(st1, C.LOCK_CENTRAL) == locks + 4 and st1.spans[s, mspan.SPAN_ALLOCCOUNT] == nel - 4
 
 
 def test_batched_frees_are_reclaimed_before_the_heap_grows():
@@ -212,7 +214,7 @@ def test_batched_frees_are_reclaimed_before_the_heap_grows():
     peaks = {}
     for fb in (1, 1024):
         st, _ = replay(ops.trace(), mod.Config(free_batch=fb))
-        peaks[fb] = int(st.meta[mod.MAPPED])
+        peaks[fb] = int(st.meta[MAPPED])
         assert ctr(st, X("heap_grows")) == 1, fb
     assert peaks[1] == peaks[1024] == 4 << 20
 
@@ -224,9 +226,9 @@ def test_frees_into_a_cached_span_wait_for_its_sweep():
         ops.free(o)
     st, addr = replay(ops.trace())
     s = addr[objs[0]] >> 13
-    assert st.spans[s, mod.SP_OWNER] == 0
-    assert st.spans[s, mod.SP_ALLOCCOUNT] == 10           # Go: allocCount drops only when swept
-    assert bin(int(st.freed[s * st.cfg[mod.C_W]])).count("1") == 5
+    assert st.spans[s, mspan.SPAN_OWNER] == 0
+    assert st.spans[s, mspan.SPAN_ALLOCCOUNT] == 10           # Go: allocCount drops only when swept
+    assert bin(int(st.freed[s * st.cfg[layout.CFG_ALLOCBITS_WORDS]])).count("1") == 5
     # now fill the span: the refill sweeps it and the 5 freed slots come back
     more = [ops.alloc(64) for _ in range(128 - 10 + 5)]
     st, addr = replay(ops.trace())
@@ -244,8 +246,8 @@ def test_large_objects_get_dedicated_page_spans():
     assert ctr(st, X("large_allocs")) == 3 and ctr(st, X("spans_returned")) == 1
     for o, npages in ((b, 5), (c, 4)):
         s = addr[o] >> 13
-        assert addr[o] % 8192 == 0 and st.spans[s, mod.SP_STATE] == mod.SPAN_LARGE
-        assert st.spans[s, mod.SP_NPAGES] == npages
+        assert addr[o] % 8192 == 0 and st.spans[s, mspan.SPAN_STATE] == mspan.MSPAN_LARGE
+        assert st.spans[s, mspan.SPAN_NPAGES] == npages
     assert ctr(st, C.IN_USE) == (5 + 4) * 8192
 
 
@@ -257,7 +259,7 @@ def test_page_cache_serves_small_spans_without_the_heap_lock():
     # the first span finds an empty heap: grow under the heap lock; the cache then takes pages 1-63
     assert ctr(st, X("page_cache_hits")) == 7 and ctr(st, X("page_cache_refills")) == 1
     assert ctr(st, X("heap_grows")) == 1
-    assert int(st.mcu[0, mod.MC_PC_BITS]).bit_count() == 63 - 7
+    assert int(st.mcu[0, mheap.PP_PCACHE_CACHE]).bit_count() == 63 - 7
     st2, _ = replay(ops.trace(), mod.Config(page_cache_pages=0))
     assert ctr(st2, X("page_cache_hits")) == 0
     assert ctr(st2, C.LOCK_GLOBAL) > ctr(st, C.LOCK_GLOBAL)
@@ -289,12 +291,12 @@ def test_stack_orders_and_cache_refill_to_16k():
     d = ops.alloc(32768, STACK)      # >= 32 KiB: a dedicated span
     e = ops.alloc(3000, STACK)       # rounded up to 4096: from the order-1 cache
     st, addr = replay(ops.trace())
-    assert [int(st.mc[0, mod.MC_SC_SIZE + o]) for o in range(4)] == [0, 16384 - 8192, 16384 - 8192, 0]
+    assert [int(st.mc[0, mcache.MCACHE_STACKCACHE_SIZE + o]) for o in range(4)] == [0, 16384 - 8192, 16384 - 8192, 0]
     assert ctr(st, X("stack_cache_refills")) == 3 and ctr(st, X("stack_cache_hits")) == 1
     s = addr[d] >> 13
-    assert st.spans[s, mod.SP_STATE] == mod.SPAN_STACK_LARGE and st.spans[s, mod.SP_NPAGES] == 4
+    assert st.spans[s, mspan.SPAN_STATE] == mspan.MSPAN_STACK_LARGE and st.spans[s, mspan.SPAN_NPAGES] == 4
     s = st.pagemap[addr[a] >> 13]
-    assert st.spans[s, mod.SP_STATE] == mod.SPAN_STACK_POOL and st.spans[s, mod.SP_NPAGES] == 4
+    assert st.spans[s, mspan.SPAN_STATE] == mspan.MSPAN_STACK_POOL and st.spans[s, mspan.SPAN_NPAGES] == 4
     # the pool hands out its highest stacks first (Go carves its manualFreeList upwards) and the refill
     # pushes each onto the cache list: the cache's head is the 4th stack taken, at 16 KiB into the span
     assert addr[a] == s * 8192 + 4 * 4096 and st.pagemap[addr[e] >> 13] == s
@@ -309,7 +311,7 @@ def test_stack_cache_releases_to_16k_above_32k():
     st, _ = replay(ops.trace())
     # frees push the cache from 0 to 32 KiB (8 stacks); the 9th finds it full: release to 16 KiB, then push
     assert ctr(st, X("stack_cache_releases")) == 1
-    assert int(st.mc[0, mod.MC_SC_SIZE + 1]) == 16384 + 4 * 4096
+    assert int(st.mc[0, mcache.MCACHE_STACKCACHE_SIZE + 1]) == 16384 + 4 * 4096
 
 
 def test_free_g_lists_move_batches_like_gfput_and_gfget():
@@ -319,12 +321,12 @@ def test_free_g_lists_move_batches_like_gfput_and_gfget():
         ops.free(g, p=0)
     st, _ = replay(ops.trace())
     # at 64 free Gs, P0 moves Gs to the global list until fewer than 32 remain (33 moved), then 6 more arrive
-    assert int(st.mc[0, mod.MC_GF_N]) == 31 + 6 and int(st.gl[mod.GL_GF_N]) == 33
+    assert int(st.mc[0, stacks.PP_GFREE_N]) == 31 + 6 and int(st.gl[stacks.SCHED_GFREE_N]) == 33
     assert ctr(st, X("gfree_moves")) == 33
     again = [ops.alloc(440, STACK, p=1) for _ in range(3)]
     st, addr = replay(ops.trace())
     # P1's list is empty: it takes a batch of 32 from the global list and reuses one
-    assert int(st.mc[1, mod.MC_GF_N]) == 32 - 3 and int(st.gl[mod.GL_GF_N]) == 1
+    assert int(st.mc[1, stacks.PP_GFREE_N]) == 32 - 3 and int(st.gl[stacks.SCHED_GFREE_N]) == 1
     assert ctr(st, X("gfree_reuse")) == 3 and ctr(st, X("gfree_moves")) == 33 + 32
     assert {addr[g] for g in again} <= {addr[g] for g in gs}
 
@@ -407,5 +409,5 @@ def test_gogc_defers_frees_to_gc_cycles():
     assert c0["gc_cycles"] == 0 and c1["gc_cycles"] >= 2
     assert r1.peak_mapped_bytes >= r0.peak_mapped_bytes
     st = r1.state
-    assert st.gl[mod.GL_SWEEPGEN] == 2 * c1["gc_cycles"]
-    assert st.gl[mod.GL_HEAP_GOAL] >= 512 * 1024
+    assert st.gl[mheap.MHEAP_SWEEPGEN] == 2 * c1["gc_cycles"]
+    assert st.gl[mgc.GC_HEAP_GOAL] >= 512 * 1024

@@ -1,8 +1,28 @@
 """go: a model of the Go runtime's allocator — mcache / mcentral / mheap, tiny allocator, stacks.
 
-Memory allocator model, after src/runtime/malloc.go. The tier files of this
-package (sizeclasses.py, mheap.py, mbitmap.py, mcentral.py, mcache.py,
-mgc.py, stacks.py) each name the Go file they model and point back here.
+Memory allocator model, after src/runtime/malloc.go. The heap works in runs
+of 8 KiB pages (spans). Small objects (up to 32 KiB) are rounded up to one
+of 67 size classes, and each small span holds objects of one class; larger
+objects get spans of their own. Allocation climbs a hierarchy of caches, each
+tier amortising the lock of the one above it: the P's mcache (no lock), the
+span class's mcentral (one lock per class), the mheap (one lock).
+
+The model's data structures, one file each. Each file names the Go file it
+models, the State columns it owns, and the invariants it checks:
+
+    sizeclasses.py  size-class tables: Go's generator with its constants as parameters
+                    (mksizeclasses.go, sizeclasses.go)
+    mspan.py        the span record, its states, mSpanList (mspan in mheap.go)
+    mbitmap.py      a span's allocBits and allocCache: the next free slot (mbitmap.go)
+    mheap.py        the page heap: page allocator, per-P page caches, growth (mheap.go,
+                    mpagealloc.go, mpagecache.go)
+    mgc.py          sweeping and the modelled GC cycle (mgcsweep.go, mgcpacer.go)
+    mcentral.py     one span class's shared lists and the batched frees (mcentral.go)
+    mcache.py       the per-P tier: mallocgc, the tiny allocator, mcache.refill (malloc.go,
+                    mcache.go)
+    stacks.py       goroutine stacks and free Gs (stack.go, proc.go)
+    layout.py       what all of them share: the run's constants, the lock slots, the counters
+    bits.py         bit operations (ctz, popcount, find a run of bits)
 
 Glossary. *page*: Go's 8 KiB page (``page_size``), not an OS page. *span*
 (mspan): a run of pages; a small span is cut into objects of one size class.
@@ -23,12 +43,12 @@ Allocating a small object (mallocgc, malloc.go; mcache.py):
  3. If the cache word is used up, nextFree (malloc.go) → nextFreeIndex
     (mbitmap.go) reloads allocCache from the span's allocBits 64 slots at a
     time. Still lock-free (next_free).
- 4. If the span is full, mcache.refill (mcache.go, mcentral.py): under the
+ 4. If the span is full, mcache.refill (mcache.go, mcache.py): under the
     span class's mcentral lock (LOCK_CENTRAL), uncacheSpan files the full
     span (sweeping it first, see 9), and cacheSpan pops a span with free
-    slots from the class's partial list (REFILLS).
+    slots from the class's partial list (mcentral.go, mcentral.py; REFILLS).
  5. If the partial list is empty, mcentral.grow asks the mheap for a span
-    of class_to_allocnpages pages (mheap.allocSpan, mheap.py): requests
+    of class_to_allocnpages pages (mheap.alloc → allocSpan, mheap.py): requests
     under 16 pages (pageCachePages/4) come from the P's page cache, a 64-page
     aligned chunk's free-page bitmap taken from the page allocator in one
     heap-lock hold (mpagecache.go: page_cache_hits / page_cache_refills);
@@ -135,23 +155,17 @@ Where the model departs from Go, and why:
    to the P's latest dead G (or parked until the next gfput), and a reused
    G's stack waits for the next 2 KiB stack allocation on that P.
 
-Measured (generate("random", procs=1, seed=1, ops=2_000_000), serial,
-run_cell reps=3 median, on the shared 2-core development VM, so ±30%): go
-31-32 ns/op, 2.0-2.7x bump's, and a little slower than libc malloc through
-the same executor (``system``: 0.8-0.9x go's time); nextFreeFast serves 93.9% of span allocations with gogc = 0 and 97.7%
-with gogc = 100 (97.2% / 98.8% of all allocations take no lock). Eager
-sweeping keeps spans nearly full, so a refill yields few slots (one refill
-per 35 allocations); GC pacing trades that for memory: peak mapped 8 MiB at
-gogc = 100 vs 4 MiB at gogc = 0, 23 cycles, at the same ns/op.
+Tunables (Config below): every Go constant, with Go's value as default, and
+the model's own knobs (gogc, free_batch); each field's doc says what it
+trades (``alloclab list -v`` prints them). Figures measured with this model
+on one machine are in docs/go-model.md, not here.
 
-Tunables (Config): every Go constant with Go's value as default; each field's
-doc says what it trades. Invariants: see ``check`` and each tier file.
+Invariants: ``check`` runs each tier's check, bottom up (mspan, mgc,
+mcentral, mheap, mcache, stacks). The one equation no tier states alone:
     IN_USE (summed over Ps) == bytes of live slots: size-class size per small
         object (a tiny block's 16 B while it holds a live sub-object), whole
         pages per large object, the power-of-two size per stack, the slot per
         live G descriptor
-    pages of spans + free pages + pages in page caches == mapped pages
-    gl[GL_SPAN_PAGES] == pages of spans <= gl[GL_SPAN_PAGES_PEAK]
 """
 from __future__ import annotations
 
@@ -165,13 +179,28 @@ from alloclab.strategies import _dispatch
 from alloclab.strategies._config import ConfigBase, ConfigError, param
 from alloclab.strategies import _aligned as aligned
 from alloclab.strategies._counters import IN_USE, KIND_NOSCAN, KIND_STACK, new_counters
-from alloclab.strategies._heap import CHUNK, MAPPED
+from alloclab.strategies._heap import CHUNK
 from alloclab.strategies._kernel import kernel
-from alloclab.strategies.go import sizeclasses
-from alloclab.strategies.go.layout import *  # noqa: F401,F403  (column names for check and tests)
-from alloclab.strategies.go.layout import EXTRA_COUNTERS
-from alloclab.strategies.go.mcache import freegc, mallocgc, mcache_release_all
-from alloclab.strategies.go.stacks import gfget, gfput, stack_alloc_entry, stack_free_entry
+from alloclab.strategies.go import mcache, mcentral, mgc, mheap, mspan, sizeclasses, stacks
+from alloclab.strategies.go.layout import (
+    CFG_ALLOCBITS_WORDS, CFG_ARENA_BYTES, CFG_ARENA_PAGES, CFG_EMPTYMSPAN, CFG_FIXED_STACK, CFG_FREE_BATCH,
+    CFG_G_SIZE, CFG_GFREE_BATCH, CFG_GFREE_LOCAL_CAP, CFG_GOGC, CFG_GROWTH_PAGES, CFG_HEAP_MINIMUM,
+    CFG_LARGE_SIZE_DIV, CFG_MALLOC_HEADER, CFG_MALLOC_HEADER_MIN, CFG_NPROCS, CFG_NUM_SPANCLASSES,
+    CFG_NUM_STACK_ORDERS, CFG_NWORDS, CFG_PAGE_CACHE_MAX_NPAGES, CFG_PAGE_CACHE_PAGES, CFG_PAGE_SHIFT,
+    CFG_PAGE_SIZE, CFG_SMALL_LIMIT, CFG_SMALL_SIZE_DIV, CFG_SMALL_SIZE_MAX, CFG_STACK_CACHE_REFILL,
+    CFG_STACK_CACHE_SIZE, CFG_STACK_SPAN_PAGES, CFG_STACKPOOL_LISTS, CFG_TINY_SHIFT, CFG_TINY_SIZE,
+    CFG_TINY_SPANCLASS, EXTRA_COUNTERS, GL_NWORDS, MAX_STACK_ORDERS, NLK_EXTRA,
+)
+from alloclab.strategies.go.mcache import (
+    MCACHE_ALLOC, MCACHE_FLUSHGEN, MCACHE_STACKCACHE_LIST, MCACHE_TINY, freegc, mallocgc, mcache_release_all,
+)
+from alloclab.strategies.go.mgc import GC_HEAP_GOAL
+from alloclab.strategies.go.mheap import MHEAP_PAGES_END, MHEAP_SPAN_PAGES_PEAK, MHEAP_SWEEPGEN, PP_PCACHE_BASE
+from alloclab.strategies.go.mspan import LIST_LEN, SPAN_LIST, SPAN_NCOLS, SPAN_OWNER
+from alloclab.strategies.go.stacks import (
+    GDESC_LIMIT, PP_GFREE_HEAD, PP_GFREE_ORPHAN, PP_GFREE_READY, SCHED_GFREE_NOSTACK, SCHED_GFREE_STACK, gfget,
+    gfput, stack_alloc_entry, stack_free_entry,
+)
 
 NAME = "go"
 DESCRIPTION = "model of Go's runtime allocator: mcache / mcentral / mheap, tiny alloc, stacks"
@@ -299,17 +328,17 @@ class State(NamedTuple):
     meta: np.ndarray       # heap mapping words
     arena: np.ndarray
     arena64: np.ndarray    # int64 view: free-list links live in free stacks and dead Gs
-    cfg: np.ndarray        # (NCFG,) constants of the run (layout.C_*)
-    gl: np.ndarray         # mheap-wide words, one per cache line (layout.GL_*)
-    locks: np.ndarray      # lock k at k*8: mcentral[spc] for k < nspc, then heap, gFree, gc, stack pools
-    spans: np.ndarray      # (arena pages + 1, NSF) int64 span records, row = first page; last row = emptymspan
+    cfg: np.ndarray        # (CFG_NWORDS,) constants of the run (layout.py: CFG_*)
+    gl: np.ndarray         # global words, one per cache line: MHEAP_* (mheap.py), GC_* (mgc.py), SCHED_* (stacks.py)
+    locks: np.ndarray      # lock k at k*8: mcentral[spc] for k < nspc, then heap, gFree, gc, stack pools (layout.py: LK_*)
+    spans: np.ndarray      # (arena pages + 1, SPAN_NCOLS) int64 span records (mspan.py), row = first page; last row = emptymspan
     spans_u: np.ndarray    # uint64 view of spans (allocCache)
     allocbits: np.ndarray  # ((arena pages + 1) * W,) uint64
     freed: np.ndarray      # ((arena pages + 1) * W,) int64: slots freed since the span's last sweep
     pagemap: np.ndarray    # (arena pages,) int32 page -> span (first page), -1 = none (spanOf)
     pa: np.ndarray         # (arena pages / 64 + 2,) uint64 page bitmap, 1 = allocated or unmapped
-    lists: np.ndarray      # (2 * nspc + MAX_STACK_ORDERS, 4) int64 mSpanList head/tail/len
-    mc: np.ndarray         # (nprocs, MC_ALLOC + nspc padded) int64 per-P mcache and P-local words
+    lists: np.ndarray      # (2 * nspc + MAX_STACK_ORDERS, 8) int64 mSpanList head/tail/len (mspan.py: LIST_*)
+    mc: np.ndarray         # (nprocs, MCACHE_ALLOC + nspc padded) int64 per-P mcache and P-local words (mcache.py)
     mcu: np.ndarray        # uint64 view of mc (page cache bits)
     fbuf: np.ndarray       # (nprocs, nspc, free_batch + 1) int64: per-P batches of freed addresses (mcentral.py)
     tinyref: np.ndarray    # (arena / tiny_size,) int8 tiny block counts
@@ -319,6 +348,20 @@ class State(NamedTuple):
     t_nelems: np.ndarray   # objects per span
     t_c8: np.ndarray       # size_to_class8
     t_c128: np.ndarray     # size_to_class128
+
+
+# The mc row and the gl words are shared by several tiers, each naming its own columns; none may overlap.
+_MC_COLUMNS = (mcache.MCACHE_TINY, mcache.MCACHE_TINYOFFSET, mheap.PP_PCACHE_BASE, mheap.PP_PCACHE_CACHE,
+               mcache.MCACHE_FLUSHGEN, mgc.PP_DEAD_BYTES, stacks.PP_GFREE_HEAD, stacks.PP_GFREE_N,
+               stacks.PP_GFREE_READY, stacks.PP_GFREE_ORPHAN, mheap.PP_FREEBATCH_N)
+_GL_WORDS = (mheap.MHEAP_SWEEPGEN, mgc.GC_HEAP_LIVE, mgc.GC_HEAP_GOAL, mgc.GC_HEAP_MARKED, mheap.MHEAP_SEARCHADDR,
+             mheap.MHEAP_PAGES_END, mheap.MHEAP_FREE_PAGES, mheap.MHEAP_ARENA_END, mheap.MHEAP_ARENAS,
+             stacks.SCHED_GFREE_STACK, stacks.SCHED_GFREE_NOSTACK, stacks.SCHED_GFREE_N, mheap.MHEAP_SPAN_PAGES,
+             mheap.MHEAP_SPAN_PAGES_PEAK)
+assert len(set(_MC_COLUMNS)) == len(_MC_COLUMNS) and max(_MC_COLUMNS) < mcache.MCACHE_STACKCACHE_LIST
+assert mcache.MCACHE_STACKCACHE_SIZE - mcache.MCACHE_STACKCACHE_LIST >= MAX_STACK_ORDERS
+assert mcache.MCACHE_ALLOC - mcache.MCACHE_STACKCACHE_SIZE >= MAX_STACK_ORDERS
+assert len(set(_GL_WORDS)) == len(_GL_WORDS) and max(_GL_WORDS) < GL_NWORDS and all(w % 8 == 0 for w in _GL_WORDS)
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
@@ -335,61 +378,61 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     arena_pages = arena_bytes // page
     nspc = 2 * t.nclasses
     W = (t.max_objs_per_span + 63) // 64
-    dummy = arena_pages
+    empty = arena_pages                                 # emptymspan's row
     hdr = 8 if config.malloc_header else 0
     tiny = config.tiny_size
-    cfg = np.zeros(NCFG, np.int64)
-    cfg[C_PAGE_SHIFT] = shift
-    cfg[C_PAGE_SIZE] = page
-    cfg[C_SMALL_LIMIT] = config.max_small_size - hdr
-    cfg[C_HEADER] = hdr
-    cfg[C_HEADER_MIN] = 512
-    cfg[C_TINY] = tiny
-    cfg[C_TINY_SHIFT] = tiny.bit_length() - 1 if tiny else 0
-    cfg[C_TINY_SPC] = (t.size_to_class(tiny) << 1 | 1) if tiny else 0
-    cfg[C_SMALL_SIZE_MAX] = config.sc_small_size_max
-    cfg[C_SMALL_DIV] = config.sc_small_size_div.bit_length() - 1
-    cfg[C_LARGE_DIV] = config.sc_large_size_div.bit_length() - 1
-    cfg[C_PCACHE_PAGES] = config.page_cache_pages
-    cfg[C_PCACHE_MAXN] = config.page_cache_pages // 4
-    cfg[C_GROWTH_PAGES] = growth // page
-    cfg[C_ARENA_BYTES] = config.arena_mb << 20
-    cfg[C_NSPC] = nspc
-    cfg[C_W] = W
-    cfg[C_DUMMY] = dummy
-    cfg[C_GOGC] = config.gogc
-    cfg[C_MIN_HEAP] = config.gc_min_heap_kb * 1024
-    cfg[C_FIXED_STACK] = config.fixed_stack
-    cfg[C_STACK_ORDERS] = config.stack_orders
-    cfg[C_STACK_CACHE] = config.stack_cache_size
-    cfg[C_STACK_REFILL] = config.stack_cache_refill
-    cfg[C_STACK_SPAN_PAGES] = (config.stack_cache_size + page - 1) // page
-    cfg[C_GFREE_CAP] = config.gfree_local_cap
-    cfg[C_GFREE_BATCH] = config.gfree_batch
-    cfg[C_G_SIZE] = config.g_size
-    cfg[C_NPROCS] = nprocs
-    cfg[C_ARENA_PAGES] = arena_pages
-    cfg[C_LISTS_STACK] = 2 * nspc
-    cfg[C_FREE_BATCH] = config.free_batch
+    cfg = np.zeros(CFG_NWORDS, np.int64)
+    cfg[CFG_PAGE_SHIFT] = shift
+    cfg[CFG_PAGE_SIZE] = page
+    cfg[CFG_SMALL_LIMIT] = config.max_small_size - hdr
+    cfg[CFG_MALLOC_HEADER] = hdr
+    cfg[CFG_MALLOC_HEADER_MIN] = 512
+    cfg[CFG_TINY_SIZE] = tiny
+    cfg[CFG_TINY_SHIFT] = tiny.bit_length() - 1 if tiny else 0
+    cfg[CFG_TINY_SPANCLASS] = (t.size_to_class(tiny) << 1 | 1) if tiny else 0
+    cfg[CFG_SMALL_SIZE_MAX] = config.sc_small_size_max
+    cfg[CFG_SMALL_SIZE_DIV] = config.sc_small_size_div.bit_length() - 1
+    cfg[CFG_LARGE_SIZE_DIV] = config.sc_large_size_div.bit_length() - 1
+    cfg[CFG_PAGE_CACHE_PAGES] = config.page_cache_pages
+    cfg[CFG_PAGE_CACHE_MAX_NPAGES] = config.page_cache_pages // 4
+    cfg[CFG_GROWTH_PAGES] = growth // page
+    cfg[CFG_ARENA_BYTES] = config.arena_mb << 20
+    cfg[CFG_NUM_SPANCLASSES] = nspc
+    cfg[CFG_ALLOCBITS_WORDS] = W
+    cfg[CFG_EMPTYMSPAN] = empty
+    cfg[CFG_GOGC] = config.gogc
+    cfg[CFG_HEAP_MINIMUM] = config.gc_min_heap_kb * 1024
+    cfg[CFG_FIXED_STACK] = config.fixed_stack
+    cfg[CFG_NUM_STACK_ORDERS] = config.stack_orders
+    cfg[CFG_STACK_CACHE_SIZE] = config.stack_cache_size
+    cfg[CFG_STACK_CACHE_REFILL] = config.stack_cache_refill
+    cfg[CFG_STACK_SPAN_PAGES] = (config.stack_cache_size + page - 1) // page
+    cfg[CFG_GFREE_LOCAL_CAP] = config.gfree_local_cap
+    cfg[CFG_GFREE_BATCH] = config.gfree_batch
+    cfg[CFG_G_SIZE] = config.g_size
+    cfg[CFG_NPROCS] = nprocs
+    cfg[CFG_ARENA_PAGES] = arena_pages
+    cfg[CFG_STACKPOOL_LISTS] = 2 * nspc
+    cfg[CFG_FREE_BATCH] = config.free_batch
 
-    gl = aligned.zeros(NGL)
-    gl[GL_GF_STACK] = -1
-    gl[GL_GF_NOSTACK] = -1
-    gl[GL_HEAP_GOAL] = (config.gc_min_heap_kb * 1024 * config.gogc // 100) if config.gogc else (1 << 62)
+    gl = aligned.zeros(GL_NWORDS)
+    gl[SCHED_GFREE_STACK] = -1
+    gl[SCHED_GFREE_NOSTACK] = -1
+    gl[GC_HEAP_GOAL] = (config.gc_min_heap_kb * 1024 * config.gogc // 100) if config.gogc else (1 << 62)
 
     # lazily committed: rows are written as spans appear; aligned, so a row's two halves are two lines
-    spans = aligned.zeros((arena_pages + 1, NSF))
-    spans[dummy, SP_OWNER] = -1
-    spans[dummy, SP_LIST] = -1
-    mc_width = (MC_ALLOC + nspc + 7) // 8 * 8           # each P's row starts on its own cache line
+    spans = aligned.zeros((arena_pages + 1, SPAN_NCOLS))
+    spans[empty, SPAN_OWNER] = -1
+    spans[empty, SPAN_LIST] = -1
+    mc_width = (MCACHE_ALLOC + nspc + 7) // 8 * 8           # each P's row starts on its own cache line
     mc = aligned.zeros((nprocs, mc_width))
-    mc[:, MC_ALLOC:MC_ALLOC + nspc] = dummy
-    for col in (MC_TINY, MC_PC_BASE, MC_GF_HEAD, MC_GF_READY, MC_GF_ORPHAN):
+    mc[:, MCACHE_ALLOC:MCACHE_ALLOC + nspc] = empty
+    for col in (MCACHE_TINY, PP_PCACHE_BASE, PP_GFREE_HEAD, PP_GFREE_READY, PP_GFREE_ORPHAN):
         mc[:, col] = -1
-    mc[:, MC_SC_LIST:MC_SC_LIST + MAX_STACK_ORDERS] = -1
+    mc[:, MCACHE_STACKCACHE_LIST:MCACHE_STACKCACHE_LIST + MAX_STACK_ORDERS] = -1
     # a row of 8 words per list: two classes' lists (under two different locks) never share a line
     lists = aligned.full((2 * nspc + MAX_STACK_ORDERS, 8), -1)
-    lists[:, L_LEN] = 0
+    lists[:, LIST_LEN] = 0
     return State(
         counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena,
         arena64=heap.arena64, cfg=cfg, gl=gl, locks=aligned.zeros((nspc + NLK_EXTRA) * 8),
@@ -407,15 +450,15 @@ def make_state(config: Config, heap, nprocs: int) -> State:
 
 
 # inline="always" here and on every per-op path below (mallocgc, nextFree, the tiny path, the free
-# paths): a numba call passes the whole State flattened (23 arrays, ~180 machine words). Measured on
-# the 2M-op random small trace: 244 ns/op with these as calls, 37 ns/op inlined; only slow paths
-# (refill, grow, sweeps, stacks, GC) stay calls.
+# paths): a numba call passes the whole State flattened (23 arrays, ~180 machine words), which costs
+# several times the work of the op itself (docs/go-model.md); only slow paths (refill, grow, sweeps,
+# stacks, GC) stay calls.
 @kernel(inline="always")
 def alloc(st, p, size, kind):
-    if st.mc[p, MC_FLUSHGEN] != st.gl[GL_SWEEPGEN]:
+    if st.mc[p, MCACHE_FLUSHGEN] != st.gl[MHEAP_SWEEPGEN]:
         mcache_release_all(st, p)   # a GC cycle ran since this P last allocated (gogc > 0 only)
     if kind == KIND_STACK:
-        if size < G_DESC_LIMIT:
+        if size < GDESC_LIMIT:
             return gfget(st, p, size)
         return stack_alloc_entry(st, p, size)
     return mallocgc(st, p, size, 1 if kind == KIND_NOSCAN else 0)
@@ -424,7 +467,7 @@ def alloc(st, p, size, kind):
 @kernel(inline="always")
 def free(st, p, addr, size, kind):
     if kind == KIND_STACK:
-        if size < G_DESC_LIMIT:
+        if size < GDESC_LIMIT:
             gfput(st, p, addr)
         else:
             stack_free_entry(st, p, addr, size)
@@ -447,228 +490,19 @@ def mapped_floor(config: Config, live_bytes: int) -> int:
 def peak_inuse_bytes(st: State) -> int:
     """Peak bytes in spans (Go's HeapInuse + StackInuse): what peak mapped memory is before it is
     rounded up to the 4 MiB growth step. Exact in serial replay."""
-    return int(st.gl[GL_SPAN_PAGES_PEAK]) * int(st.cfg[C_PAGE_SIZE])
+    return int(st.gl[MHEAP_SPAN_PAGES_PEAK]) * int(st.cfg[CFG_PAGE_SIZE])
 
 
 # ---------------------------------------------------------------------------------------------- check
 
-def _popcount(words: np.ndarray) -> int:
-    return int(np.unpackbits(np.ascontiguousarray(words).view(np.uint8)).sum())
-
-
-def _bits(words: np.ndarray, n: int) -> np.ndarray:
-    """bool array of the first n bits of uint64 words (bit i of word w = slot 64w + i)."""
-    return np.unpackbits(np.ascontiguousarray(words).view(np.uint8), bitorder="little")[:n].astype(bool)
-
-
-def _walk(head: int, nxt, limit: int, what: str, errs: list) -> list[int]:
-    out, x = [], head
-    while x >= 0:
-        out.append(x)
-        if len(out) > limit:
-            errs.append(f"{what}: list longer than {limit} (a cycle?)")
-            break
-        x = nxt(x)
-    return out
-
-
 def check(st: State) -> list[str]:
-    """The invariants of the package docstring and the tier files; [] when they hold."""
+    """The invariants of each tier file and the IN_USE equation above; [] when they hold."""
     errs: list[str] = []
-    cfg = st.cfg
-    page, shift, nspc, W, dummy = int(cfg[C_PAGE_SIZE]), int(cfg[C_PAGE_SHIFT]), int(cfg[C_NSPC]), int(cfg[C_W]), int(cfg[C_DUMMY])
-    gogc, tiny, tshift = int(cfg[C_GOGC]), int(cfg[C_TINY]), int(cfg[C_TINY_SHIFT])
-    nprocs = st.mc.shape[0]
-    spans, gl, a64 = st.spans, st.gl, st.arena64
-    end = int(gl[GL_PAGES_END])
-    if end * page != int(st.meta[MAPPED]):
-        errs.append(f"page allocator covers {end} pages but {int(st.meta[MAPPED])} bytes are mapped")
-    covered = np.zeros(end, bool)
-    live_bytes = 0          # what IN_USE must add up to
-    stack_pool_free: dict[int, int] = {}
-    # slots waiting in the Ps' free batches: allocated in allocBits, dead for IN_USE
-    batched: dict[int, list[int]] = {}
-    for p in range(nprocs):
-        total = 0
-        for spc in range(nspc):
-            n = int(st.fbuf[p, spc, 0])
-            total += n
-            if not 0 <= n < max(int(cfg[C_FREE_BATCH]), 1):
-                errs.append(f"P{p}: free batch of class {spc} holds {n} entries")
-                continue
-            for addr in st.fbuf[p, spc, 1:n + 1].tolist():
-                s = int(st.pagemap[addr >> shift]) if 0 <= addr >> shift < st.pagemap.shape[0] else -1
-                if s < 0 or int(spans[s, SP_SPC]) != spc or int(spans[s, SP_STATE]) != SPAN_SMALL:
-                    errs.append(f"P{p}: batched free {addr} is not in a span of class {spc}")
-                    continue
-                batched.setdefault(s, []).append(addr)
-        if total != int(st.mc[p, MC_FB_TOTAL]):
-            errs.append(f"P{p}: {total} batched frees but MC_FB_TOTAL says {int(st.mc[p, MC_FB_TOTAL])}")
-    heads = np.flatnonzero(spans[:dummy, SP_STATE] != SPAN_FREE)
-    for s in heads.tolist():
-        row = spans[s]
-        npg, state = int(row[SP_NPAGES]), int(row[SP_STATE])
-        tag = f"span {s}"
-        if int(row[SP_BASE]) != s * page or npg < 1 or s + npg > end:
-            errs.append(f"{tag}: base {int(row[SP_BASE])} / {npg} pages outside the {end} mapped pages")
-            continue
-        if covered[s:s + npg].any():
-            errs.append(f"{tag}: a page belongs to two spans")
-        covered[s:s + npg] = True
-        if (st.pagemap[s:s + npg] != s).any():
-            errs.append(f"{tag}: page map does not point every page at the span")
-        nel, esize, cnt = int(row[SP_NELEMS]), int(row[SP_ELEMSIZE]), int(row[SP_ALLOCCOUNT])
-        if nel * esize > npg * page:
-            errs.append(f"{tag}: {nel} objects of {esize} B overrun its {npg} pages")
-        if state == SPAN_SMALL:
-            spc = int(row[SP_SPC])
-            sc = spc >> 1
-            if not (1 <= sc < st.t_size.shape[0]) or esize != st.t_size[sc] or nel != st.t_nelems[sc] or npg != st.t_npages[sc]:
-                errs.append(f"{tag}: shape does not match span class {spc}")
-                continue
-            fi = int(row[SP_FREEINDEX])
-            alloc_b = _bits(st.allocbits[s * W:(s + 1) * W], nel)
-            alloc_b[:fi] = True
-            freed_b = _bits(st.freed[s * W:(s + 1) * W].view(np.uint64), W * 64)
-            if int(alloc_b.sum()) != cnt:
-                errs.append(f"{tag}: allocCount {cnt} != popcount(allocBits | below freeindex) {int(alloc_b.sum())}")
-            if freed_b[nel:].any() or (freed_b[:nel] & ~alloc_b).any():
-                errs.append(f"{tag}: a freed bit marks a slot that is not allocated")
-            live = alloc_b & ~freed_b[:nel]
-            for addr in batched.get(s, ()):
-                i = (addr - s * page) // esize       # the address of a pointerful object is past its header
-                if (addr - s * page) % esize not in (0, int(cfg[C_HEADER])) or not live[i]:
-                    errs.append(f"{tag}: batched free {addr} is not a live slot (twice, or misplaced)")
-                live[i] = False
-            owner, li = int(row[SP_OWNER]), int(row[SP_LIST])
-            if owner >= 0:
-                if owner >= nprocs or st.mc[owner, MC_ALLOC + spc] != s:
-                    errs.append(f"{tag}: owner P{owner} does not cache it")
-                if li != -1:
-                    errs.append(f"{tag}: cached by P{owner} and on mcentral list {li}")
-            else:
-                if li not in (spc, nspc + spc):
-                    errs.append(f"{tag}: uncached but on no list of its class (list {li})")
-                elif gogc == 0:
-                    if fi != 0 or freed_b.any():
-                        errs.append(f"{tag}: uncached but not swept (freeindex {fi})")
-                    if (li == spc) != (cnt < nel):
-                        errs.append(f"{tag}: on the {'partial' if li == spc else 'full'} list with {cnt}/{nel} allocated")
-            if tiny and spc == int(cfg[C_TINY_SPC]):
-                base = s * page
-                idx = np.flatnonzero(alloc_b)
-                refs = st.tinyref[(base + idx * esize) >> tshift]
-                tiny_slots = refs > 0
-                live_tiny = live[idx] & tiny_slots
-                if (tiny_slots & ~live[idx]).any() and gogc == 0:
-                    errs.append(f"{tag}: a tiny block with a count is not live")
-                live_bytes += int((live[idx] & ~tiny_slots).sum()) * esize + int((refs[live_tiny] >= 2).sum()) * tiny
-                free_refs = st.tinyref[(base + np.flatnonzero(~alloc_b) * esize) >> tshift]
-                if (free_refs != 0).any():
-                    errs.append(f"{tag}: a free slot has a tiny count")
-            else:
-                live_bytes += int(live.sum()) * esize
-        elif state == SPAN_LARGE:
-            if nel != 1 or cnt != 1 or esize != npg * page:
-                errs.append(f"{tag}: large span with {nel} objects / count {cnt} / {esize} B")
-            if int(row[SP_AUX]) != 1:
-                live_bytes += npg * page
-        elif state == SPAN_STACK_POOL:
-            order = int(row[SP_SPC])
-            if esize != int(cfg[C_FIXED_STACK]) << order:
-                errs.append(f"{tag}: stack pool span of order {order} has {esize}-byte stacks")
-            fl = _walk(int(row[SP_AUX]), lambda x: int(a64[x >> 3]), nel, tag + " manualFreeList", errs)
-            if any(not (s * page <= x < s * page + nel * esize) or (x - s * page) % esize for x in fl):
-                errs.append(f"{tag}: manualFreeList holds an address outside its stacks")
-            if cnt + len(fl) != nel:
-                errs.append(f"{tag}: allocCount {cnt} + {len(fl)} free stacks != {nel}")
-            on_list = int(row[SP_LIST]) == int(cfg[C_LISTS_STACK]) + order
-            if on_list != (len(fl) > 0):
-                errs.append(f"{tag}: on its pool list iff it has free stacks, violated")
-            stack_pool_free[order] = stack_pool_free.get(order, 0) + cnt
-        elif state == SPAN_STACK_LARGE:
-            live_bytes += esize
-        else:
-            errs.append(f"{tag}: unknown state {state}")
-    # pages: every mapped page is in one span, in one page cache, or free
-    pa_alloc = _bits(st.pa, end) if end else np.zeros(0, bool)
-    pc = np.zeros(end, bool)
-    for p in range(nprocs):
-        bits = int(st.mcu[p, MC_PC_BITS])
-        base = int(st.mc[p, MC_PC_BASE])
-        for i in range(64):
-            if bits >> i & 1:
-                if not (0 <= base + i < end) or pc[base + i]:
-                    errs.append(f"P{p}: page cache holds page {base + i} twice or outside the heap")
-                    continue
-                pc[base + i] = True
-    if (pc & covered).any():
-        errs.append("a page is both in a page cache and in a span")
-    if (pa_alloc != (covered | pc)).any():
-        errs.append("page bitmap disagrees with spans + page caches")
-    nfree = int((~pa_alloc).sum())
-    if nfree != int(gl[GL_FREE_PAGES]):
-        errs.append(f"free page count {int(gl[GL_FREE_PAGES])} != {nfree} clear bits")
-    if int(covered.sum()) != int(gl[GL_SPAN_PAGES]) or int(gl[GL_SPAN_PAGES]) > int(gl[GL_SPAN_PAGES_PEAK]):
-        errs.append(f"span page count {int(gl[GL_SPAN_PAGES])} (peak {int(gl[GL_SPAN_PAGES_PEAK])}) != "
-                    f"{int(covered.sum())} pages in spans")
-    if int(covered.sum()) + nfree + int(pc.sum()) != end:
-        errs.append("spans + free pages + page-cache pages != mapped pages")
-    if end and int(gl[GL_SEARCH]) < end and pa_alloc[:int(gl[GL_SEARCH])].sum() != min(int(gl[GL_SEARCH]), end):
-        errs.append("a free page lies below searchAddr")
-    # mcaches and lists
-    for p in range(nprocs):
-        for spc in range(nspc):
-            s = int(st.mc[p, MC_ALLOC + spc])
-            if s != dummy and (spans[s, SP_STATE] != SPAN_SMALL or spans[s, SP_OWNER] != p or spans[s, SP_SPC] != spc):
-                errs.append(f"P{p}: mcache.alloc[{spc}] = span {s}, which it does not own")
-    for li in range(st.lists.shape[0]):
-        members = _walk(int(st.lists[li, L_HEAD]), lambda x: int(spans[x, SP_NEXT]), dummy, f"list {li}", errs)
-        if len(members) != int(st.lists[li, L_LEN]) or any(int(spans[x, SP_LIST]) != li for x in members):
-            errs.append(f"list {li}: length or membership inconsistent")
-        if members and int(st.lists[li, L_TAIL]) != members[-1]:
-            errs.append(f"list {li}: tail is not the last member")
-    # tiny: each P's current block holds the mcache's reference
-    for p in range(nprocs):
-        t = int(st.mc[p, MC_TINY])
-        if t >= 0 and (not tiny or st.tinyref[t >> tshift] % 2 != 1):
-            errs.append(f"P{p}: current tiny block {t} does not hold the mcache's reference")
-    # stacks: caches, dead Gs and their stacks
-    fixed = int(cfg[C_FIXED_STACK])
-    cached_stacks = 0
-    for p in range(nprocs):
-        for o in range(int(cfg[C_STACK_ORDERS])):
-            lst = _walk(int(st.mc[p, MC_SC_LIST + o]), lambda x: int(a64[x >> 3]), 1 << 20, f"P{p} stack cache {o}", errs)
-            if len(lst) * (fixed << o) != int(st.mc[p, MC_SC_SIZE + o]):
-                errs.append(f"P{p}: stack cache order {o} holds {len(lst)} stacks but says {int(st.mc[p, MC_SC_SIZE + o])} B")
-            cached_stacks += len(lst) * (fixed << o)
-    parked = 0
-    dead_g_bytes = 0
-
-    def g_bytes(g):
-        s = int(st.pagemap[g >> shift])
-        return int(spans[s, SP_ELEMSIZE]) if s >= 0 else 0
-
-    for p in range(nprocs):
-        gs = _walk(int(st.mc[p, MC_GF_HEAD]), lambda g: int(a64[(g + G_LINK) >> 3]), 1 << 22, f"P{p} gFree", errs)
-        if len(gs) != int(st.mc[p, MC_GF_N]):
-            errs.append(f"P{p}: gFree.n {int(st.mc[p, MC_GF_N])} != {len(gs)} listed")
-        parked += sum(fixed for g in gs if a64[(g + G_STACK) >> 3] >= 0)
-        dead_g_bytes += sum(g_bytes(g) for g in gs)
-        parked += fixed * sum(int(st.mc[p, c]) >= 0 for c in (MC_GF_READY, MC_GF_ORPHAN))
-    nglobal = 0
-    for col in (GL_GF_STACK, GL_GF_NOSTACK):
-        gs = _walk(int(gl[col]), lambda g: int(a64[(g + G_LINK) >> 3]), 1 << 22, "sched.gFree", errs)
-        nglobal += len(gs)
-        with_stack = [a64[(g + G_STACK) >> 3] >= 0 for g in gs]
-        if any(w != (col == GL_GF_STACK) for w in with_stack):
-            errs.append("sched.gFree: a G sits on the wrong (stack / noStack) list")
-        parked += fixed * sum(with_stack)
-        dead_g_bytes += sum(g_bytes(g) for g in gs)
-    if nglobal != int(gl[GL_GF_N]):
-        errs.append(f"sched.gFree.n {int(gl[GL_GF_N])} != {nglobal} listed")
-    pool_bytes = sum(n * (fixed << o) for o, n in stack_pool_free.items())
-    live_bytes += pool_bytes - cached_stacks - parked - dead_g_bytes
+    census = mspan.check(st, int(st.gl[MHEAP_PAGES_END]), errs)
+    mgc.check(st, census, errs)
+    mcentral.check(st, census, errs)
+    mheap.check(st, census, errs)
+    live_bytes = mcache.check(st, census, errs) + stacks.check(st, census, errs)
     in_use = int(st.counters[:, IN_USE].sum())
     if in_use != live_bytes:
         errs.append(f"IN_USE {in_use} != {live_bytes} bytes of live slots found in the heap")

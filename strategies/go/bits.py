@@ -5,6 +5,8 @@
   counts (one byte per tiny block keeps the table at arena/16 bytes).
 - ``find_bit_range64``: the first run of n set bits (Go: findBitRange64 in
   mpagecache.go's helper), for multi-page allocations from a page cache.
+- ``bits_of``: host side, for the invariant checks: the bits of uint64 words
+  as a bool array.
 """
 from __future__ import annotations
 
@@ -71,3 +73,8 @@ def find_bit_range64(c, n):
     for _ in range(n - 1):
         x &= x >> U1
     return ctz64(x)
+
+
+def bits_of(words: np.ndarray, n: int) -> np.ndarray:
+    """bool array of the first n bits of uint64 words (bit i of word w = slot 64w + i); host side."""
+    return np.unpackbits(np.ascontiguousarray(words).view(np.uint8), bitorder="little")[:n].astype(bool)

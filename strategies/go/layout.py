@@ -1,132 +1,70 @@
-"""Where each piece of the Go model's state lives: column and slot numbers of the State arrays.
+"""What every tier of the Go model shares: the run's constants, the lock slots, the extra counters.
 
-See the package docstring (``alloclab.strategies.go``) for the design. Every
-structure that Go keeps as a struct is a row of an int64 array here, so that
-kernels take arrays and scalars only; this module names the columns.
+See the package docstring (``alloclab.strategies.go``) for the design. Each
+Go struct the model keeps is a row of an int64 array of State, so that kernels
+take arrays and scalars only. A tier's own columns live in that tier's file
+(mspan.py: SPAN_*, mcache.py: MCACHE_*, mheap.py: MHEAP_*, ...); this module
+holds only what no single tier owns:
+
+- ``cfg`` (CFG_*): the run's constants, made once by ``make_state`` from the
+  Config and read by every tier;
+- ``locks`` (LK_*): one array for every lock, so that each sits on its own
+  cache line and the counters see them all the same way;
+- the extra counters (X_*) every tier increments;
+- the sizes of the arrays several tiers write into (MAX_STACK_ORDERS,
+  GL_NWORDS).
 """
 from __future__ import annotations
 
 from alloclab.strategies._counters import EXTRA_BASE
 
 # ---------------------------------------------------------------- cfg: constants of one run
-C_PAGE_SHIFT = 0
-C_PAGE_SIZE = 1
-C_SMALL_LIMIT = 2        # largest size served by a size class (max_small_size - malloc header)
-C_HEADER = 3             # malloc header bytes for pointerful objects above C_HEADER_MIN (0 = off)
-C_HEADER_MIN = 4         # Go's minSizeForMallocHeader (512 B on 64-bit)
-C_TINY = 5               # tiny block bytes (0 = tiny allocator off)
-C_TINY_SHIFT = 6         # log2(tiny)
-C_TINY_SPC = 7           # span class of tiny blocks (tinySpanClass: noscan class of `tiny` bytes)
-C_SMALL_SIZE_MAX = 8     # size_to_class8 covers sizes <= this - 8
-C_SMALL_DIV = 9
-C_LARGE_DIV = 10
-C_PCACHE_PAGES = 11      # pageCachePages (0 = no page cache)
-C_PCACHE_MAXN = 12       # page cache serves spans of fewer pages than this (pageCachePages / 4)
-C_GROWTH_PAGES = 13      # heap growth step in pages (pallocChunkPages)
-C_ARENA_BYTES = 14       # heapArenaBytes: reservation unit
-C_NSPC = 15              # number of span classes (2 x number of size classes)
-C_W = 16                 # 64-bit words of allocBits per span
-C_DUMMY = 17             # index of the dummy span (Go's emptymspan)
-C_GOGC = 18              # 0 = frees take effect at once; > 0 = deferred to modelled GC cycles
-C_MIN_HEAP = 19          # heapMinimum at GOGC=100 (4 MiB)
-C_FIXED_STACK = 20
-C_STACK_ORDERS = 21
-C_STACK_CACHE = 22       # _StackCacheSize: a P's per-order cache is released above this
-C_STACK_REFILL = 23      # refill / release target (Go: _StackCacheSize / 2)
-C_STACK_SPAN_PAGES = 24  # pages of one stack-pool span
-C_GFREE_CAP = 25
-C_GFREE_BATCH = 26
-C_G_SIZE = 27
-C_NPROCS = 28
-C_ARENA_PAGES = 29
-C_LISTS_STACK = 30       # first stack-pool list id
-C_FREE_BATCH = 31        # explicit frees a P batches per span class before one class-lock hold (gogc = 0)
-NCFG = 32
-
-# ---------------------------------------------------------------- spans: one row per mspan
-# A span's record is the row of its first page (the model's fixalloc for mspans).
-# Two cache lines, split by who writes them. Line 1 is read by every free of an object in the
-# span, from any P, and written only when the span changes hands (refill, uncache, sweep under
-# the class lock); line 2 is the owning P's allocation state, written by nextFreeFast on every
-# allocation. With both in one line, a cross-P free (23% of web's frees) read a line the owner
-# was writing, and the two cores passed it back and forth.
-SP_BASE = 0           # line 1: what a free (and nextFreeFast) reads
-SP_ELEMSIZE = 1
-SP_NELEMS = 2
-SP_DIVMAGIC = 3
-SP_OWNER = 4          # P whose mcache holds the span, -1 = none
-SP_SPC = 5            # span class (sizeclass << 1 | noscan); stack order for stack-pool spans
-SP_STATE = 6
-SP_NPAGES = 7
-SP_ALLOCCACHE = 8     # line 2: the owner's allocation state; read through the uint64 view (spans_u)
-SP_FREEINDEX = 9
-SP_ALLOCCOUNT = 10
-SP_NEXT = 11          # mSpanList links (class or heap lock held)
-SP_PREV = 12
-SP_LIST = 13          # list the span is on, -1 = none
-SP_SWEEPGEN = 14      # mheap sweepgen when the span was last cached or swept
-SP_AUX = 15           # stack-pool span: manualFreeList head; large span: 1 = dead, awaiting GC
-NSF = 16
-
-SPAN_FREE = 0         # not the head of a span in use (Go: mSpanDead)
-SPAN_SMALL = 1        # size-classed objects (mSpanInUse)
-SPAN_LARGE = 2        # one object > max small size (mSpanInUse, class 0)
-SPAN_STACK_POOL = 3   # stackpool span carved into stacks (mSpanManual)
-SPAN_STACK_LARGE = 4  # one large stack (mSpanManual)
-
-# ---------------------------------------------------------------- mc: one row per P (mcache + P-local state)
-# Columns [MC_ALLOC, MC_ALLOC + nspc) are mcache.alloc[spanClass]; P-local words come first.
-MC_TINY = 0
-MC_TINYOFF = 1
-MC_PC_BASE = 2        # pageCache.base (page index), -1 = none
-MC_PC_BITS = 3        # pageCache.cache (1 = free), read through the uint64 view
-MC_FLUSHGEN = 4       # sweepgen this mcache was last flushed at (prepareForSweep)
-MC_DEAD = 5           # bytes freed by this P and not yet swept (gogc > 0)
-MC_GF_HEAD = 6        # p.gFree list head (G address), -1 = empty
-MC_GF_N = 7
-MC_GF_READY = 8       # starting-size stack of the G handed out last, waiting for its stack alloc
-MC_GF_ORPHAN = 9      # starting-size stack freed before its G: attached at the next gfput
-MC_FB_TOTAL = 10      # frees waiting in this P's batches (fbuf), all classes
-MC_SC_LIST = 16       # stackcache[order].list, 8 slots
-MC_SC_SIZE = 24       # stackcache[order].size, 8 slots
-MC_ALLOC = 32
-MAX_STACK_ORDERS = 8
-
-# ---------------------------------------------------------------- gl: mheap-wide words, one per cache line
-GL_SWEEPGEN = 0 * 8
-GL_HEAP_LIVE = 1 * 8      # gcController.heapLive (gogc > 0)
-GL_HEAP_GOAL = 2 * 8
-GL_HEAP_MARKED = 3 * 8
-GL_SEARCH = 4 * 8         # pageAlloc.searchAddr as a page index (heap lock)
-GL_PAGES_END = 5 * 8      # pages [0, end) are mapped and known to the page allocator (heap lock)
-GL_FREE_PAGES = 6 * 8     # free pages in the page allocator, not counting page caches (heap lock)
-GL_ARENA_END = 7 * 8      # end of reserved arenas in bytes (heap lock)
-GL_ARENAS = 8 * 8
-GL_GF_STACK = 9 * 8       # sched.gFree.stack head
-GL_GF_NOSTACK = 10 * 8    # sched.gFree.noStack head
-GL_GF_N = 11 * 8
-GL_SPAN_PAGES = 12 * 8     # pages in spans (Go: HeapInuse + StackInuse, in pages); atomic
-GL_SPAN_PAGES_PEAK = 13 * 8  # its peak (exact in serial replay; a racy max in threads mode)
-NGL = 14 * 8
+CFG_PAGE_SHIFT = 0
+CFG_PAGE_SIZE = 1
+CFG_SMALL_LIMIT = 2              # largest size served by a size class (max_small_size - malloc header)
+CFG_MALLOC_HEADER = 3            # malloc header bytes for pointerful objects above CFG_MALLOC_HEADER_MIN (0 = off)
+CFG_MALLOC_HEADER_MIN = 4        # Go's minSizeForMallocHeader (512 B on 64-bit)
+CFG_TINY_SIZE = 5                # tiny block bytes, Go's maxTinySize (0 = tiny allocator off)
+CFG_TINY_SHIFT = 6               # log2(tiny)
+CFG_TINY_SPANCLASS = 7           # tinySpanClass: the noscan span class of `tiny` bytes
+CFG_SMALL_SIZE_MAX = 8           # smallSizeMax: size_to_class8 covers sizes <= this - 8
+CFG_SMALL_SIZE_DIV = 9           # log2(smallSizeDiv)
+CFG_LARGE_SIZE_DIV = 10          # log2(largeSizeDiv)
+CFG_PAGE_CACHE_PAGES = 11        # pageCachePages (0 = no page cache)
+CFG_PAGE_CACHE_MAX_NPAGES = 12   # the page cache serves spans of fewer pages than this (pageCachePages / 4)
+CFG_GROWTH_PAGES = 13            # heap growth step in pages (pallocChunkPages)
+CFG_ARENA_BYTES = 14             # heapArenaBytes: reservation unit
+CFG_NUM_SPANCLASSES = 15         # numSpanClasses (2 x number of size classes)
+CFG_ALLOCBITS_WORDS = 16         # 64-bit words of allocBits per span
+CFG_EMPTYMSPAN = 17              # row of emptymspan, the span every empty mcache.alloc slot points at
+CFG_GOGC = 18                    # 0 = frees take effect at once; > 0 = deferred to modelled GC cycles
+CFG_HEAP_MINIMUM = 19            # heapMinimum at GOGC=100 (4 MiB)
+CFG_FIXED_STACK = 20
+CFG_NUM_STACK_ORDERS = 21        # _NumStackOrders
+CFG_STACK_CACHE_SIZE = 22        # _StackCacheSize: a P's per-order cache is released above this
+CFG_STACK_CACHE_REFILL = 23      # refill / release target (Go: _StackCacheSize / 2)
+CFG_STACK_SPAN_PAGES = 24        # pages of one stack-pool span
+CFG_GFREE_LOCAL_CAP = 25
+CFG_GFREE_BATCH = 26
+CFG_G_SIZE = 27
+CFG_NPROCS = 28
+CFG_ARENA_PAGES = 29
+CFG_STACKPOOL_LISTS = 30         # first stack-pool list id (mspan.py: lists)
+CFG_FREE_BATCH = 31              # explicit frees a P batches per span class before one class-lock hold (gogc = 0)
+CFG_NWORDS = 32
 
 # ---------------------------------------------------------------- locks: lock k at index k * 8
-# [0, nspc): mcentral[spc]; then the ones below, offset by nspc
-LK_HEAP = 0
-LK_GFREE = 1
-LK_GC = 2
-LK_STACK = 3              # stackpool[order]: LK_STACK + order
-NLK_EXTRA = LK_STACK + MAX_STACK_ORDERS
+# [0, nspc): mcentral[spc] (mcentral.py); then the ones below, offset by nspc
+LK_HEAP = 0               # mheap_.lock (mheap.py)
+LK_GFREE = 1              # sched.gFree.lock (stacks.py)
+LK_GC = 2                 # one GC cycle at a time (mgc.py)
+LK_STACKPOOL = 3          # stackpool[order]: LK_STACKPOOL + order (stacks.py)
+MAX_STACK_ORDERS = 8      # slots for stack orders: locks here, mcache.stackcache, stack-pool lists
+NLK_EXTRA = LK_STACKPOOL + MAX_STACK_ORDERS
 
-# ---------------------------------------------------------------- lists: (head, tail, len, 5 pad) rows, one cache line each
-# partial[spc] = spc, full[spc] = nspc + spc, stackpool[order] = 2 * nspc + order
-L_HEAD = 0
-L_TAIL = 1
-L_LEN = 2
-
-# ---------------------------------------------------------------- G descriptor words (in the G's own memory)
-G_LINK = 8        # next G on a free list (g.schedlink)
-G_STACK = 16      # attached starting-size stack, -1 = none (g.stack.lo)
-G_DESC_LIMIT = 2048   # KIND_STACK objects below this size are G descriptors (the trace contract)
+# ---------------------------------------------------------------- gl: mheap-wide words, one per cache line
+# Words 0, 8, ... 104 are MHEAP_* (mheap.py), GC_* (mgc.py, gcController) and SCHED_* (stacks.py, sched.gFree).
+GL_NWORDS = 14 * 8
 
 # ---------------------------------------------------------------- extra counters
 EXTRA_COUNTERS: tuple[str, ...] = (
@@ -149,7 +87,7 @@ EXTRA_COUNTERS: tuple[str, ...] = (
     "free_batches",        # batches of explicit frees swept under one class-lock hold (gogc = 0)
     "batched_frees",       # frees that went through a batch (slot in a span this P does not cache)
 )
-X_NFF = EXTRA_BASE + 0
+X_NEXT_FREE_FAST = EXTRA_BASE + 0
 X_NEXT_FREE = EXTRA_BASE + 1
 X_PC_HITS = EXTRA_BASE + 2
 X_PC_REFILLS = EXTRA_BASE + 3

@@ -4,8 +4,8 @@ Models mspan.sweep (src/runtime/mgcsweep.go) and, for ``gogc > 0``, the
 pacer's heap goal (src/runtime/mgcpacer.go: heapGoal = heapMarked *
 (1 + GOGC/100), at least heapMinimum = 4 MiB * GOGC/100) and the cycle's
 effect on the allocator: sweepgen += 2, every mcache flushed at its P's next
-allocation (mcache.prepareForSweep), every span swept. See the package
-docstring for where this departs from Go.
+allocation (mcache.prepareForSweep), every span swept. See __init__.py for an
+overview and where this departs from Go.
 
 A free never touches allocBits of a span another party may be allocating
 from; it sets the slot's bit in ``freed`` (atomically: several Ps may free
@@ -16,7 +16,8 @@ into one word). Sweeping folds those bits into allocBits:
     freeindex  := 0,   allocCount := popcount(allocBits)
 
 which is Go's ``allocBits = gcmarkBits`` with ``freed`` standing for the
-objects the mark phase did not reach.
+objects the mark phase did not reach. So ``freed`` only ever marks allocated
+slots of the span (``check``).
 """
 from __future__ import annotations
 
@@ -27,11 +28,21 @@ from alloclab.strategies._counters import LOCK_CENTRAL, LOCK_GLOBAL
 from alloclab.strategies._kernel import kernel
 from alloclab.strategies.go.bits import low_mask, popcount64
 from alloclab.strategies.go.layout import (
-    C_GOGC, C_MIN_HEAP, C_NPROCS, C_NSPC, C_PAGE_SIZE, C_W, GL_HEAP_GOAL, GL_HEAP_LIVE, GL_HEAP_MARKED, GL_SWEEPGEN,
-    L_HEAD, LK_GC, MC_DEAD, SP_ALLOCCOUNT, SP_AUX, SP_ELEMSIZE, SP_FREEINDEX, SP_NELEMS, SP_NEXT, SP_NPAGES,
-    SP_STATE, SP_SWEEPGEN, SPAN_LARGE, X_GC,
+    CFG_ALLOCBITS_WORDS, CFG_GOGC, CFG_HEAP_MINIMUM, CFG_NPROCS, CFG_NUM_SPANCLASSES, CFG_PAGE_SIZE, LK_GC, X_GC,
 )
-from alloclab.strategies.go.mheap import list_push_tail, list_remove, mheap_free_span
+from alloclab.strategies.go.mheap import MHEAP_SWEEPGEN, mheap_free_span
+from alloclab.strategies.go.mspan import (
+    LIST_HEAD, MSPAN_LARGE, MSPAN_SMALL, SPAN_ALLOCCOUNT, SPAN_AUX, SPAN_ELEMSIZE, SPAN_FREEINDEX, SPAN_NELEMS,
+    SPAN_NEXT, SPAN_NPAGES, SPAN_STATE, SPAN_SWEEPGEN, list_push_tail, list_remove,
+)
+
+# ---------------------------------------------------------------- gl: gcController words, one per cache line
+GC_HEAP_LIVE = 1 * 8      # gcController.heapLive (gogc > 0)
+GC_HEAP_GOAL = 2 * 8
+GC_HEAP_MARKED = 3 * 8
+
+# ---------------------------------------------------------------- mc: per-P GC bookkeeping (not a Go field)
+PP_DEAD_BYTES = 5         # bytes freed by this P and not yet swept (gogc > 0): the cycle's heapMarked
 
 FULL = ~np.uint64(0)
 
@@ -40,10 +51,10 @@ FULL = ~np.uint64(0)
 def sweep_span(st, p, s):
     """mspan.sweep for a small span: fold freed slots into allocBits; returns the slots freed."""
     spans = st.spans
-    W = st.cfg[C_W]
+    W = st.cfg[CFG_ALLOCBITS_WORDS]
     base = s * W
-    nel = spans[s, SP_NELEMS]
-    fi = spans[s, SP_FREEINDEX]
+    nel = spans[s, SPAN_NELEMS]
+    fi = spans[s, SPAN_FREEINDEX]
     count = 0
     folded = 0
     for w in range((nel + 63) >> 6):
@@ -62,13 +73,13 @@ def sweep_span(st, p, s):
             a &= low_mask(nel - lo)
         st.allocbits[base + w] = a
         count += popcount64(a)
-    spans[s, SP_FREEINDEX] = 0
-    spans[s, SP_ALLOCCOUNT] = count
-    spans[s, SP_SWEEPGEN] = st.gl[GL_SWEEPGEN]
-    if folded != 0 and st.cfg[C_GOGC] > 0:
-        b = folded * spans[s, SP_ELEMSIZE]
-        st.mc[p, MC_DEAD] -= b
-        atomic_add(st.gl, GL_HEAP_LIVE, -b)
+    spans[s, SPAN_FREEINDEX] = 0
+    spans[s, SPAN_ALLOCCOUNT] = count
+    spans[s, SPAN_SWEEPGEN] = st.gl[MHEAP_SWEEPGEN]
+    if folded != 0 and st.cfg[CFG_GOGC] > 0:
+        b = folded * spans[s, SPAN_ELEMSIZE]
+        st.mc[p, PP_DEAD_BYTES] -= b
+        atomic_add(st.gl, GC_HEAP_LIVE, -b)
     return folded
 
 
@@ -81,47 +92,47 @@ def gc_cycle(st, p):
     mcentral's lock. Cached spans are swept when their P flushes its mcache.
     """
     cfg = st.cfg
-    nspc = cfg[C_NSPC]
+    nspc = cfg[CFG_NUM_SPANCLASSES]
     lk = (nspc + LK_GC) * 8
     if atomic_cas(st.locks, lk, 0, 1) != 0:
         return  # another P is running the cycle
     st.counters[p, LOCK_GLOBAL] += 1
     dead = 0
-    for q in range(cfg[C_NPROCS]):
-        dead += st.mc[q, MC_DEAD]
-    marked = atomic_load(st.gl, GL_HEAP_LIVE) - dead
+    for q in range(cfg[CFG_NPROCS]):
+        dead += st.mc[q, PP_DEAD_BYTES]
+    marked = atomic_load(st.gl, GC_HEAP_LIVE) - dead
     if marked < 0:
         marked = 0
-    atomic_store(st.gl, GL_SWEEPGEN, st.gl[GL_SWEEPGEN] + 2)
+    atomic_store(st.gl, MHEAP_SWEEPGEN, st.gl[MHEAP_SWEEPGEN] + 2)
     for spc in range(nspc):
         spin_lock(st.locks, spc * 8, st.counters, p, LOCK_CENTRAL)
         for li in (spc, nspc + spc):  # partial, full
-            s = st.lists[li, L_HEAD]
+            s = st.lists[li, LIST_HEAD]
             while s >= 0:
-                nxt = st.spans[s, SP_NEXT]
-                if st.spans[s, SP_STATE] == SPAN_LARGE:
-                    if st.spans[s, SP_AUX] == 1:
+                nxt = st.spans[s, SPAN_NEXT]
+                if st.spans[s, SPAN_STATE] == MSPAN_LARGE:
+                    if st.spans[s, SPAN_AUX] == 1:
                         list_remove(st.lists, st.spans, s)
-                        b = st.spans[s, SP_NPAGES] * st.cfg[C_PAGE_SIZE]
-                        st.mc[p, MC_DEAD] -= b
-                        atomic_add(st.gl, GL_HEAP_LIVE, -b)
+                        b = st.spans[s, SPAN_NPAGES] * st.cfg[CFG_PAGE_SIZE]
+                        st.mc[p, PP_DEAD_BYTES] -= b
+                        atomic_add(st.gl, GC_HEAP_LIVE, -b)
                         mheap_free_span(st, p, s)
                 else:
                     sweep_span(st, p, s)
-                    n = st.spans[s, SP_ALLOCCOUNT]
+                    n = st.spans[s, SPAN_ALLOCCOUNT]
                     if n == 0:
                         list_remove(st.lists, st.spans, s)
                         mheap_free_span(st, p, s)
-                    elif li == nspc + spc and n < st.spans[s, SP_NELEMS]:
+                    elif li == nspc + spc and n < st.spans[s, SPAN_NELEMS]:
                         list_remove(st.lists, st.spans, s)
                         list_push_tail(st.lists, st.spans, spc, s)
                 s = nxt
         spin_unlock(st.locks, spc * 8)
-    gogc = cfg[C_GOGC]
+    gogc = cfg[CFG_GOGC]
     goal = marked + marked * gogc // 100
-    floor = cfg[C_MIN_HEAP] * gogc // 100
-    st.gl[GL_HEAP_MARKED] = marked
-    atomic_store(st.gl, GL_HEAP_GOAL, goal if goal > floor else floor)
+    floor = cfg[CFG_HEAP_MINIMUM] * gogc // 100
+    st.gl[GC_HEAP_MARKED] = marked
+    atomic_store(st.gl, GC_HEAP_GOAL, goal if goal > floor else floor)
     st.counters[p, X_GC] += 1
     atomic_store(st.locks, lk, 0)
 
@@ -129,5 +140,13 @@ def gc_cycle(st, p):
 @kernel(inline="always")
 def maybe_gc(st, p):
     """The allocation slow paths' trigger test (mallocgc's shouldhelpgc -> gcTrigger{kind: gcTriggerHeap})."""
-    if atomic_load(st.gl, GL_HEAP_LIVE) >= atomic_load(st.gl, GL_HEAP_GOAL):
+    if atomic_load(st.gl, GC_HEAP_LIVE) >= atomic_load(st.gl, GC_HEAP_GOAL):
         gc_cycle(st, p)
+
+
+def check(st, census, errs: list[str]) -> None:
+    """A freed bit marks an allocated slot of its span, never a free slot or one past nelems."""
+    for s in census.by_state[MSPAN_SMALL]:
+        nel, freed_b = census.alloc[s].shape[0], census.freed[s]
+        if freed_b[nel:].any() or (freed_b[:nel] & ~census.alloc[s]).any():
+            errs.append(f"span {s}: a freed bit marks a slot that is not allocated")

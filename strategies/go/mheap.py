@@ -1,9 +1,9 @@
-"""The page heap: page allocator, per-P page caches, span records, page->span map, growth.
+"""mheap: the page heap. Page allocator, per-P page caches, span records, page->span map, growth.
 
-Models src/runtime/mheap.go (allocSpan, freeSpanLocked, grow, setSpans,
-mSpanList), src/runtime/mpagealloc.go (pageAlloc.alloc / free, searchAddr)
-and src/runtime/mpagecache.go (pageCache, allocToCache). See the package
-docstring for the overview and the departures from Go.
+Models src/runtime/mheap.go (mheap.alloc, allocSpan, freeSpanLocked, grow,
+setSpans), src/runtime/mpagealloc.go (pageAlloc.alloc / free, searchAddr)
+and src/runtime/mpagecache.go (pageCache, allocToCache). See __init__.py for
+an overview and the departures from Go; the span record itself is mspan.py.
 
 Locking: everything here that touches the page bitmap (``pa``), the search
 hint or growth runs under the heap lock (LOCK_GLOBAL), as Go's h.lock. A P's
@@ -11,85 +11,53 @@ page cache is its own: allocating from it needs no lock, which is the point
 of the cache. Span records are rows of ``spans`` indexed by the span's first
 page, so creating a span allocates nothing (Go takes an mspan from the P's
 mspancache or from fixalloc under the heap lock).
+
+State: the MHEAP_* words of ``gl``, the page bitmap ``pa`` (bit i = 1: page i
+is in a span, in a page cache, or not mapped), the page map ``pagemap``
+(page -> span, -1 = none) and each P's page cache (PP_PCACHE_* of ``mc``).
+Invariants (``check``):
+    pages [0, MHEAP_PAGES_END) are the mapped bytes, page by page
+    pages of spans + free pages + pages in page caches == mapped pages
+    pa bit i == (page i is in a span or in a page cache)
+    MHEAP_FREE_PAGES == clear bits of pa;  every page below searchAddr is allocated
+    MHEAP_SPAN_PAGES == pages of spans <= MHEAP_SPAN_PAGES_PEAK
 """
 from __future__ import annotations
 
 import numpy as np
+
 from alloclab.strategies._atomics import atomic_add, spin_lock, spin_unlock
 from alloclab.strategies._counters import LOCK_GLOBAL
-from alloclab.strategies._heap import heap_map, heap_round
+from alloclab.strategies._heap import MAPPED, heap_map, heap_round
 from alloclab.strategies._kernel import kernel
-from alloclab.strategies.go.bits import ctz64, find_bit_range64, low_mask, popcount64
+from alloclab.strategies.go.bits import bits_of, ctz64, find_bit_range64, low_mask, popcount64
 from alloclab.strategies.go.layout import (
-    C_ARENA_BYTES, C_GROWTH_PAGES, C_NSPC, C_PAGE_SHIFT, C_PCACHE_MAXN, C_PCACHE_PAGES,
-    GL_ARENA_END, GL_ARENAS, GL_FREE_PAGES, GL_PAGES_END, GL_SEARCH, GL_SPAN_PAGES, GL_SPAN_PAGES_PEAK, GL_SWEEPGEN,
-    L_HEAD, L_LEN, L_TAIL, LK_HEAP, MC_PC_BASE, MC_PC_BITS,
-    SP_ALLOCCACHE, SP_ALLOCCOUNT, SP_AUX, SP_BASE, SP_DIVMAGIC, SP_ELEMSIZE, SP_FREEINDEX,
-    SP_LIST, SP_NELEMS, SP_NEXT, SP_NPAGES, SP_OWNER, SP_PREV, SP_SPC, SP_STATE, SP_SWEEPGEN,
-    SPAN_FREE, X_GROWS, X_PC_HITS, X_PC_REFILLS, X_SPANS_RETURNED,
+    CFG_ARENA_BYTES, CFG_GROWTH_PAGES, CFG_NUM_SPANCLASSES, CFG_PAGE_CACHE_MAX_NPAGES, CFG_PAGE_CACHE_PAGES,
+    CFG_PAGE_SHIFT, CFG_PAGE_SIZE, LK_HEAP, X_GROWS, X_PC_HITS, X_PC_REFILLS, X_SPANS_RETURNED,
 )
+from alloclab.strategies.go.mspan import (
+    MSPAN_DEAD, SPAN_ALLOCCACHE, SPAN_ALLOCCOUNT, SPAN_AUX, SPAN_BASE, SPAN_DIVMAGIC, SPAN_ELEMSIZE, SPAN_FREEINDEX,
+    SPAN_LIST, SPAN_NELEMS, SPAN_NEXT, SPAN_NPAGES, SPAN_OWNER, SPAN_PREV, SPAN_SPANCLASS, SPAN_STATE, SPAN_SWEEPGEN,
+)
+
+# ---------------------------------------------------------------- gl: mheap_ words, one per cache line
+MHEAP_SWEEPGEN = 0 * 8
+MHEAP_SEARCHADDR = 4 * 8      # pageAlloc.searchAddr as a page index (heap lock)
+MHEAP_PAGES_END = 5 * 8       # pages [0, end) are mapped and known to the page allocator (heap lock)
+MHEAP_FREE_PAGES = 6 * 8      # free pages in the page allocator, not counting page caches (heap lock)
+MHEAP_ARENA_END = 7 * 8       # end of reserved arenas in bytes (heap lock)
+MHEAP_ARENAS = 8 * 8
+MHEAP_SPAN_PAGES = 12 * 8     # pages in spans (Go: HeapInuse + StackInuse, in pages); atomic
+MHEAP_SPAN_PAGES_PEAK = 13 * 8  # its peak (exact in serial replay; a racy max in threads mode)
+
+# ---------------------------------------------------------------- mc: the P's page cache (Go: p.pcache)
+PP_PCACHE_BASE = 2            # pageCache.base (page index), -1 = none
+PP_PCACHE_CACHE = 3           # pageCache.cache (1 = free), read through the uint64 view (mcu)
+PP_FREEBATCH_N = 10           # frees waiting in this P's mcentral batches (mcentral.py), all classes:
+                              # mheap_alloc sweeps them before the heap grows
 
 FULL = ~np.uint64(0)
 U1 = np.uint64(1)
-
-
-# ------------------------------------------------------------------ mSpanList (mheap.go)
-# Doubly linked lists of span records: mcentral's partial/full sets and the
-# stack pools. The caller holds the lock that guards the list.
-
-@kernel(inline="always")
-def list_push_tail(lists, spans, li, s):
-    t = lists[li, L_TAIL]
-    spans[s, SP_PREV] = t
-    spans[s, SP_NEXT] = -1
-    spans[s, SP_LIST] = li
-    if t >= 0:
-        spans[t, SP_NEXT] = s
-    else:
-        lists[li, L_HEAD] = s
-    lists[li, L_TAIL] = s
-    lists[li, L_LEN] += 1
-
-
-@kernel(inline="always")
-def list_push_head(lists, spans, li, s):
-    h = lists[li, L_HEAD]
-    spans[s, SP_NEXT] = h
-    spans[s, SP_PREV] = -1
-    spans[s, SP_LIST] = li
-    if h >= 0:
-        spans[h, SP_PREV] = s
-    else:
-        lists[li, L_TAIL] = s
-    lists[li, L_HEAD] = s
-    lists[li, L_LEN] += 1
-
-
-@kernel(inline="always")
-def list_remove(lists, spans, s):
-    li = spans[s, SP_LIST]
-    n = spans[s, SP_NEXT]
-    pv = spans[s, SP_PREV]
-    if pv >= 0:
-        spans[pv, SP_NEXT] = n
-    else:
-        lists[li, L_HEAD] = n
-    if n >= 0:
-        spans[n, SP_PREV] = pv
-    else:
-        lists[li, L_TAIL] = pv
-    lists[li, L_LEN] -= 1
-    spans[s, SP_LIST] = -1
-    spans[s, SP_NEXT] = -1
-    spans[s, SP_PREV] = -1
-
-
-@kernel(inline="always")
-def list_pop_head(lists, spans, li):
-    s = lists[li, L_HEAD]
-    if s >= 0:
-        list_remove(lists, spans, s)
-    return s
 
 
 # ------------------------------------------------------------------ page bitmap (mpagealloc.go)
@@ -115,8 +83,8 @@ def pages_alloc(st, npages):
     """First fit at the lowest address from searchAddr (pageAlloc.alloc); heap lock held. Page index or -1."""
     pa = st.pa
     gl = st.gl
-    end = gl[GL_PAGES_END]
-    i = gl[GL_SEARCH]
+    end = gl[MHEAP_PAGES_END]
+    i = gl[MHEAP_SEARCHADDR]
     first_free = -1
     run = 0
     start = -1
@@ -147,12 +115,12 @@ def pages_alloc(st, npages):
                 break
         i += 1
     if start < 0:
-        gl[GL_SEARCH] = end if first_free < 0 else first_free
+        gl[MHEAP_SEARCHADDR] = end if first_free < 0 else first_free
         return -1
     pa_mark(pa, start, npages, True)
     # every page below searchAddr is allocated: below first_free they were, and [start, start+n) now are
-    gl[GL_SEARCH] = start + npages if start == first_free else first_free
-    gl[GL_FREE_PAGES] -= npages
+    gl[MHEAP_SEARCHADDR] = start + npages if start == first_free else first_free
+    gl[MHEAP_FREE_PAGES] -= npages
     return start
 
 
@@ -160,17 +128,17 @@ def pages_alloc(st, npages):
 def pages_free(st, start, npages):
     """pageAlloc.free; heap lock held."""
     pa_mark(st.pa, start, npages, False)
-    st.gl[GL_FREE_PAGES] += npages
-    if start < st.gl[GL_SEARCH]:
-        st.gl[GL_SEARCH] = start
+    st.gl[MHEAP_FREE_PAGES] += npages
+    if start < st.gl[MHEAP_SEARCHADDR]:
+        st.gl[MHEAP_SEARCHADDR] = start
 
 
 @kernel
 def mheap_grow(st, p, npages):
     """mheap.grow: map whole growth steps (pallocChunkPages, 4 MiB) from the current arena; heap lock held."""
     cfg = st.cfg
-    shift = cfg[C_PAGE_SHIFT]
-    g = cfg[C_GROWTH_PAGES]
+    shift = cfg[CFG_PAGE_SHIFT]
+    g = cfg[CFG_GROWTH_PAGES]
     ask = (npages + g - 1) // g * g
     a = heap_map(st.meta, ask << shift)
     if a < 0:
@@ -179,11 +147,11 @@ def mheap_grow(st, p, npages):
     first = a >> shift
     gl = st.gl
     # arenas are reserved in heapArenaBytes units; the model's mapping is contiguous, so only the count moves
-    while gl[GL_ARENA_END] < (first + got) << shift:
-        gl[GL_ARENA_END] += cfg[C_ARENA_BYTES]
-        gl[GL_ARENAS] += 1
-    if first + got > gl[GL_PAGES_END]:
-        gl[GL_PAGES_END] = first + got
+    while gl[MHEAP_ARENA_END] < (first + got) << shift:
+        gl[MHEAP_ARENA_END] += cfg[CFG_ARENA_BYTES]
+        gl[MHEAP_ARENAS] += 1
+    if first + got > gl[MHEAP_PAGES_END]:
+        gl[MHEAP_PAGES_END] = first + got
     pages_free(st, first, got)
     st.counters[p, X_GROWS] += 1
     return True
@@ -196,8 +164,8 @@ def pcache_refill(st, p):
     """pageAlloc.allocToCache: take the aligned chunk around the first free page; heap lock held."""
     pa = st.pa
     gl = st.gl
-    end = gl[GL_PAGES_END]
-    i = gl[GL_SEARCH]
+    end = gl[MHEAP_PAGES_END]
+    i = gl[MHEAP_SEARCHADDR]
     f = -1
     while i < end:
         w = pa[i >> 6]
@@ -210,25 +178,25 @@ def pcache_refill(st, p):
             break
         i = (i | 63) + 1
     if f < 0 or f >= end:
-        gl[GL_SEARCH] = end
+        gl[MHEAP_SEARCHADDR] = end
         return False
-    npc = st.cfg[C_PCACHE_PAGES]
+    npc = st.cfg[CFG_PAGE_CACHE_PAGES]
     chunk = f & ~(npc - 1)
     sh = np.uint64(chunk & 63)
     w = pa[chunk >> 6]
     bits = (~w >> sh) & low_mask(npc)
     pa[chunk >> 6] = w | (bits << sh)
-    gl[GL_FREE_PAGES] -= popcount64(bits)
-    gl[GL_SEARCH] = chunk + npc
-    st.mc[p, MC_PC_BASE] = chunk
-    st.mcu[p, MC_PC_BITS] = bits
+    gl[MHEAP_FREE_PAGES] -= popcount64(bits)
+    gl[MHEAP_SEARCHADDR] = chunk + npc
+    st.mc[p, PP_PCACHE_BASE] = chunk
+    st.mcu[p, PP_PCACHE_CACHE] = bits
     return True
 
 
 @kernel(inline="always")
 def pcache_alloc(st, p, npages):
     """pageCache.alloc: lock-free; page index or -1."""
-    bits = st.mcu[p, MC_PC_BITS]
+    bits = st.mcu[p, PP_PCACHE_CACHE]
     if bits == 0:
         return -1
     if npages == 1:
@@ -237,24 +205,24 @@ def pcache_alloc(st, p, npages):
         i = find_bit_range64(bits, npages)
         if i >= 64:
             return -1
-    st.mcu[p, MC_PC_BITS] = bits & ~(low_mask(npages) << np.uint64(i))
-    return st.mc[p, MC_PC_BASE] + i
+    st.mcu[p, PP_PCACHE_CACHE] = bits & ~(low_mask(npages) << np.uint64(i))
+    return st.mc[p, PP_PCACHE_BASE] + i
 
 
 @kernel(inline="always")
 def heap_lock_index(st):
-    return (st.cfg[C_NSPC] + LK_HEAP) * 8
+    return (st.cfg[CFG_NUM_SPANCLASSES] + LK_HEAP) * 8
 
 
 @kernel
 def mheap_alloc_pages(st, p, npages, may_grow):
     """The page half of mheap.allocSpan: page cache for small requests, else the heap lock. Page index or -1.
 
-    ``may_grow`` False: -1 rather than map more (the caller reclaims first, mcentral.mheap_alloc)."""
+    ``may_grow`` False: -1 rather than map more (the caller reclaims first, mheap_alloc)."""
     cfg = st.cfg
     lk = heap_lock_index(st)
-    if cfg[C_PCACHE_PAGES] > 0 and npages < cfg[C_PCACHE_MAXN]:
-        if st.mcu[p, MC_PC_BITS] == 0:
+    if cfg[CFG_PAGE_CACHE_PAGES] > 0 and npages < cfg[CFG_PAGE_CACHE_MAX_NPAGES]:
+        if st.mcu[p, PP_PCACHE_CACHE] == 0:
             spin_lock(st.locks, lk, st.counters, p, LOCK_GLOBAL)
             if pcache_refill(st, p):
                 st.counters[p, X_PC_REFILLS] += 1
@@ -276,28 +244,28 @@ def mheap_alloc_pages(st, p, npages, may_grow):
 def span_init(st, s, npages, state, spc, elemsize, nelems, magic, owner):
     """mspan.init + setSpans: the span's record is the row of its first page ``s``."""
     spans = st.spans
-    spans[s, SP_BASE] = s << st.cfg[C_PAGE_SHIFT]
-    spans[s, SP_NPAGES] = npages
-    spans[s, SP_SPC] = spc
-    spans[s, SP_ELEMSIZE] = elemsize
-    spans[s, SP_NELEMS] = nelems
-    spans[s, SP_FREEINDEX] = 0
-    spans[s, SP_ALLOCCOUNT] = 0
-    spans[s, SP_DIVMAGIC] = magic
-    spans[s, SP_OWNER] = owner
-    st.spans_u[s, SP_ALLOCCACHE] = FULL
-    spans[s, SP_NEXT] = -1
-    spans[s, SP_PREV] = -1
-    spans[s, SP_LIST] = -1
-    spans[s, SP_SWEEPGEN] = st.gl[GL_SWEEPGEN]
-    spans[s, SP_AUX] = -1
-    spans[s, SP_STATE] = state
+    spans[s, SPAN_BASE] = s << st.cfg[CFG_PAGE_SHIFT]
+    spans[s, SPAN_NPAGES] = npages
+    spans[s, SPAN_SPANCLASS] = spc
+    spans[s, SPAN_ELEMSIZE] = elemsize
+    spans[s, SPAN_NELEMS] = nelems
+    spans[s, SPAN_FREEINDEX] = 0
+    spans[s, SPAN_ALLOCCOUNT] = 0
+    spans[s, SPAN_DIVMAGIC] = magic
+    spans[s, SPAN_OWNER] = owner
+    st.spans_u[s, SPAN_ALLOCCACHE] = FULL
+    spans[s, SPAN_NEXT] = -1
+    spans[s, SPAN_PREV] = -1
+    spans[s, SPAN_LIST] = -1
+    spans[s, SPAN_SWEEPGEN] = st.gl[MHEAP_SWEEPGEN]
+    spans[s, SPAN_AUX] = -1
+    spans[s, SPAN_STATE] = state
     for i in range(s, s + npages):
         st.pagemap[i] = s
     # the finer memory measure: peak mapped moves in 4 MiB growth steps, this in pages
-    inuse = atomic_add(st.gl, GL_SPAN_PAGES, npages) + npages
-    if inuse > st.gl[GL_SPAN_PAGES_PEAK]:
-        st.gl[GL_SPAN_PAGES_PEAK] = inuse
+    inuse = atomic_add(st.gl, MHEAP_SPAN_PAGES, npages) + npages
+    if inuse > st.gl[MHEAP_SPAN_PAGES_PEAK]:
+        st.gl[MHEAP_SPAN_PAGES_PEAK] = inuse
 
 
 @kernel
@@ -313,14 +281,69 @@ def mheap_alloc_span(st, p, npages, state, spc, elemsize, nelems, magic, owner, 
 @kernel
 def mheap_free_span(st, p, s):
     """mheap.freeSpan: the span's pages go back to the page allocator (not to a page cache)."""
-    npages = st.spans[s, SP_NPAGES]
-    st.spans[s, SP_STATE] = SPAN_FREE
-    st.spans[s, SP_OWNER] = -1
+    npages = st.spans[s, SPAN_NPAGES]
+    st.spans[s, SPAN_STATE] = MSPAN_DEAD
+    st.spans[s, SPAN_OWNER] = -1
     for i in range(s, s + npages):
         st.pagemap[i] = -1
-    atomic_add(st.gl, GL_SPAN_PAGES, -npages)
+    atomic_add(st.gl, MHEAP_SPAN_PAGES, -npages)
     lk = heap_lock_index(st)
     spin_lock(st.locks, lk, st.counters, p, LOCK_GLOBAL)
     pages_free(st, s, npages)
     spin_unlock(st.locks, lk)
     st.counters[p, X_SPANS_RETURNED] += 1
+
+
+@kernel
+def mheap_alloc(st, p, npages, state, spc, elemsize, nelems, magic, owner):
+    """mheap.alloc: before the heap would grow, sweep this P's batches (mheap.reclaim), then allocSpan."""
+    if st.mc[p, PP_FREEBATCH_N] > 0:
+        s = mheap_alloc_span(st, p, npages, state, spc, elemsize, nelems, magic, owner, False)
+        if s >= 0:
+            return s
+        mcentral.mcentral_reclaim(st, p)
+    return mheap_alloc_span(st, p, npages, state, spc, elemsize, nelems, magic, owner, True)
+
+
+# ------------------------------------------------------------------ check (host side)
+
+def check(st, census, errs: list[str]) -> None:
+    """The page invariants of the module docstring; ``census`` is mspan.check's."""
+    page, gl = int(st.cfg[CFG_PAGE_SIZE]), st.gl
+    nprocs = st.mc.shape[0]
+    end = int(gl[MHEAP_PAGES_END])
+    if end * page != int(st.meta[MAPPED]):
+        errs.append(f"page allocator covers {end} pages but {int(st.meta[MAPPED])} bytes are mapped")
+    covered = census.covered
+    pa_alloc = bits_of(st.pa, end) if end else np.zeros(0, bool)
+    pc = np.zeros(end, bool)
+    for p in range(nprocs):
+        bits = int(st.mcu[p, PP_PCACHE_CACHE])
+        base = int(st.mc[p, PP_PCACHE_BASE])
+        for i in range(64):
+            if bits >> i & 1:
+                if not (0 <= base + i < end) or pc[base + i]:
+                    errs.append(f"P{p}: page cache holds page {base + i} twice or outside the heap")
+                    continue
+                pc[base + i] = True
+    if (pc & covered).any():
+        errs.append("a page is both in a page cache and in a span")
+    if (pa_alloc != (covered | pc)).any():
+        errs.append("page bitmap disagrees with spans + page caches")
+    nfree = int((~pa_alloc).sum())
+    if nfree != int(gl[MHEAP_FREE_PAGES]):
+        errs.append(f"free page count {int(gl[MHEAP_FREE_PAGES])} != {nfree} clear bits")
+    if int(covered.sum()) != int(gl[MHEAP_SPAN_PAGES]) or int(gl[MHEAP_SPAN_PAGES]) > int(gl[MHEAP_SPAN_PAGES_PEAK]):
+        errs.append(f"span page count {int(gl[MHEAP_SPAN_PAGES])} (peak {int(gl[MHEAP_SPAN_PAGES_PEAK])}) != "
+                    f"{int(covered.sum())} pages in spans")
+    if int(covered.sum()) + nfree + int(pc.sum()) != end:
+        errs.append("spans + free pages + page-cache pages != mapped pages")
+    search = int(gl[MHEAP_SEARCHADDR])
+    if end and search < end and pa_alloc[:search].sum() != min(search, end):
+        errs.append("a free page lies below searchAddr")
+
+
+# mheap.alloc calls back up into mcentral (reclaim sweeps the P's free batches, which frees spans
+# through this file), as Go's mheap.go and mgcsweep.go call each other; the import comes last so
+# that either module may be imported first. numba resolves mcentral.mcentral_reclaim when it compiles.
+from alloclab.strategies.go import mcentral  # noqa: E402

@@ -1,8 +1,8 @@
 """Size classes: Go's mksizeclasses algorithm with its constants as parameters.
 
 Models src/internal/runtime/gc/mksizeclasses.go (src/runtime/mksizeclasses.go
-before Go 1.24) and the tables it generates into sizeclasses.go. See the
-package docstring (``alloclab.strategies.go``) for how the tables are used.
+before Go 1.24) and the tables it generates into sizeclasses.go. See
+__init__.py for an overview and how the tables are used.
 
 The generator, as Go runs it (the parameter that each step reads is named):
 
@@ -30,7 +30,8 @@ above it (index (size - 1024 + 127) / 128). Each entry is the first class
 whose size is >= the bucket's upper end.
 
 With the defaults the table is Go's: 67 classes (68 with the dummy class 0),
-identical to ../shared/data/go_sizeclasses.csv (tests compare them).
+identical to tests/data/go_sizeclasses.csv, Go's own table (tests/test_go_sizeclasses.py
+compares them).
 Public API for the CLI (``alloclab sizeclasses``): ``generate(config_or_params)``
 and ``format_table(table, csv=bool)``.
 """
