@@ -9,22 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alloclab.harness import executor as ex
-from alloclab.harness.runner import counters_dict, run_cell
-from alloclab.strategies import _counters as C
+from alloclab.harness.runner import counters_dict, replay_trace, run_cell
+from alloclab.strategies import _counters as counters
 from alloclab.strategies import go as mod
 from alloclab.strategies._heap import MAPPED
 from alloclab.strategies.go import layout, mcache, mgc, mheap, mspan, stacks
-from alloclab.strategies._heap import Heap
 from alloclab.workloads import generate
 from alloclab.workloads.trace import make_trace
 
-HEAP, NOSCAN, STACK = C.KIND_HEAP, C.KIND_NOSCAN, C.KIND_STACK
+HEAP, NOSCAN, STACK = counters.KIND_HEAP, counters.KIND_NOSCAN, counters.KIND_STACK
 ARENA_MB = 256
 
 
 def X(name):
-    return C.EXTRA_BASE + mod.EXTRA_COUNTERS.index(name)
+    return counters.EXTRA_BASE + mod.EXTRA_COUNTERS.index(name)
 
 
 class Ops:
@@ -53,17 +51,11 @@ class Ops:
 
 def replay(trace, config=None, arena_mb=ARENA_MB):
     """Serial checked replay; returns (state, addresses by object id)."""
-    config = config or mod.Config()
-    heap = Heap(arena_mb << 20)
-    st = mod.make_state(config, heap, trace.procs)
-    addr_of = np.full(max(trace.nobj, 1), ex.UNPUBLISHED, np.int64)
-    shadow = np.zeros(heap.arena.shape[0], np.uint8)
-    stats = ex.new_stats()
-    status = ex.replay(st, heap.arena64, trace.p, trace.op, trace.kind, trace.size, trace.obj, addr_of, 0,
-                       len(trace), True, False, shadow, ex.SERIAL, -1, stats, np.zeros(1, np.int64))
-    assert status == ex.OK, (ex.STATUS_TEXT[status], int(stats[ex.S_FAIL_OP]))
+    r = replay_trace("go", trace, config, check=True, arena_mb=arena_mb)
+    assert r.status == "ok", r.error
+    st = r.state
     assert mod.check(st) == []
-    return st, addr_of
+    return st, r.addr_of
 
 
 def ctr(st, col):
@@ -80,7 +72,7 @@ def test_tiny_objects_share_a_block_at_gos_offsets():
     assert base % 16 == 0
     assert (addr[b] - base, addr[c] - base) == (5, 12)   # 5 -> 5 (odd: no alignment), 4 -> aligned to 4
     assert ctr(st, X("tiny_blocks")) == 1 and ctr(st, X("tiny_allocs")) == 2
-    assert ctr(st, C.IN_USE) == 16                       # one block holds all three
+    assert ctr(st, counters.IN_USE) == 16                       # one block holds all three
 
 
 def test_tiny_eight_byte_object_aligns_to_8_and_full_block_moves_on():
@@ -114,7 +106,7 @@ def test_tiny_block_freed_only_when_all_subobjects_and_the_cache_let_go():
     blk = addr[objs[0]]
     assert st.tinyref[blk >> 4] == 0                      # block 1 free: no sub-object, no cache hold
     assert st.tinyref[addr[nxt] >> 4] == 3                # block 2: one sub-object (2) + the cache (1)
-    assert ctr(st, C.IN_USE) == 16
+    assert ctr(st, counters.IN_USE) == 16
 
 
 def test_tiny_off_and_heap_kind_skip_the_tiny_allocator():
@@ -138,11 +130,11 @@ def test_a_refill_takes_a_whole_span_and_next_free_fast_walks_it():
     first = np.array([addr[o] for o in objs[:nel]])
     assert (np.diff(first) == 48).all() and first[0] % 8192 == 0   # one span, slot by slot
     assert addr[objs[nel]] // 8192 != first[0] // 8192             # the 171st needs a new span
-    assert ctr(st, C.REFILLS) == 2
+    assert ctr(st, counters.REFILLS) == 2
     # slots 64 and 128 start new allocCache words: nextFree reloads them; the rest is nextFreeFast
     assert ctr(st, X("next_free")) == 2
     assert ctr(st, X("next_free_fast")) == nel - 1 - 2
-    assert ctr(st, C.LOCK_CENTRAL) == 2
+    assert ctr(st, counters.LOCK_CENTRAL) == 2
 
 
 def test_size_classes_round_each_allocation_like_go():
@@ -152,7 +144,7 @@ def test_size_classes_round_each_allocation_like_go():
     objs = [(s, ops.alloc(s, NOSCAN if s >= 16 else HEAP)) for s in sizes]
     st, addr = replay(ops.trace())
     want = sum(int(t.class_to_size[t.size_to_class(s)]) for s in sizes)
-    assert ctr(st, C.IN_USE) == want
+    assert ctr(st, counters.IN_USE) == want
     for s, o in objs:
         span = st.pagemap[addr[o] >> 13]
         assert st.spans[span, mspan.SPAN_ELEMSIZE] == t.class_to_size[t.size_to_class(s)]
@@ -179,7 +171,7 @@ def test_freed_span_returns_its_pages_to_the_heap():
     assert ctr(st, X("spans_returned")) == 1 and ctr(st, X("free_batches")) == 4
     s0 = addr[objs[0]] >> 13
     assert st.spans[s0, mspan.SPAN_STATE] == mspan.MSPAN_DEAD and st.pagemap[s0] == -1
-    assert ctr(st, C.IN_USE) == 64
+    assert ctr(st, counters.IN_USE) == 64
 
 
 def test_frees_into_uncached_spans_are_swept_in_batches_under_one_lock():
@@ -190,17 +182,17 @@ def test_frees_into_uncached_spans_are_swept_in_batches_under_one_lock():
         ops.free(o)
     st, addr = replay(ops.trace(), mod.Config(free_batch=4))
     s = addr[objs[0]] >> 13
-    locks = ctr(st, C.LOCK_CENTRAL)
+    locks = ctr(st, counters.LOCK_CENTRAL)
     assert st.spans[s, mspan.SPAN_ALLOCCOUNT] == nel          # three frees wait in the P's batch
     assert ctr(st, X("batched_frees")) == 3 and ctr(st, X("free_batches")) == 0
-    assert ctr(st, C.IN_USE) == (nel + 1 - 3) * 64        # ... but are dead for IN_USE (check() agrees)
+    assert ctr(st, counters.IN_USE) == (nel + 1 - 3) * 64        # ... but are dead for IN_USE (check() agrees)
     ops.free(objs[3])                                     # the fourth fills the batch: one lock hold sweeps 4
     st, addr = replay(ops.trace(), mod.Config(free_batch=4))
     assert st.spans[s, mspan.SPAN_ALLOCCOUNT] == nel - 4 and ctr(st, X("free_batches")) == 1
-    assert ctr(st, C.LOCK_CENTRAL) == locks + 1
+    assert ctr(st, counters.LOCK_CENTRAL) == locks + 1
     assert st.spans[s, mspan.SPAN_LIST] == st.spans[s, mspan.SPAN_SPANCLASS]   # moved from full to partial[spc]
     st1, _ = replay(ops.trace(), mod.Config(free_batch=1))  # free_batch 1: a lock per free, as before batching
-    assert ctr(st1, C.LOCK_CENTRAL) == locks + 4 and st1.spans[s, mspan.SPAN_ALLOCCOUNT] == nel - 4
+    assert ctr(st1, counters.LOCK_CENTRAL) == locks + 4 and st1.spans[s, mspan.SPAN_ALLOCCOUNT] == nel - 4
 
 
 def test_batched_frees_are_reclaimed_before_the_heap_grows():
@@ -232,7 +224,7 @@ def test_frees_into_a_cached_span_wait_for_its_sweep():
     # now fill the span: the refill sweeps it and the 5 freed slots come back
     more = [ops.alloc(64) for _ in range(128 - 10 + 5)]
     st, addr = replay(ops.trace())
-    assert addr[more[-1]] >> 13 == s and ctr(st, C.REFILLS) == 2
+    assert addr[more[-1]] >> 13 == s and ctr(st, counters.REFILLS) == 2
     assert sorted(addr[o] for o in more[-5:]) == sorted(addr[o] for o in objs[:5])
 
 
@@ -248,7 +240,7 @@ def test_large_objects_get_dedicated_page_spans():
         s = addr[o] >> 13
         assert addr[o] % 8192 == 0 and st.spans[s, mspan.SPAN_STATE] == mspan.MSPAN_LARGE
         assert st.spans[s, mspan.SPAN_NPAGES] == npages
-    assert ctr(st, C.IN_USE) == (5 + 4) * 8192
+    assert ctr(st, counters.IN_USE) == (5 + 4) * 8192
 
 
 def test_page_cache_serves_small_spans_without_the_heap_lock():
@@ -262,7 +254,7 @@ def test_page_cache_serves_small_spans_without_the_heap_lock():
     assert int(st.mcu[0, mheap.PP_PCACHE_CACHE]).bit_count() == 63 - 7
     st2, _ = replay(ops.trace(), mod.Config(page_cache_pages=0))
     assert ctr(st2, X("page_cache_hits")) == 0
-    assert ctr(st2, C.LOCK_GLOBAL) > ctr(st, C.LOCK_GLOBAL)
+    assert ctr(st2, counters.LOCK_GLOBAL) > ctr(st, counters.LOCK_GLOBAL)
 
 
 def test_heap_grows_in_4_mib_steps():
@@ -300,7 +292,7 @@ def test_stack_orders_and_cache_refill_to_16k():
     # the pool hands out its highest stacks first (Go carves its manualFreeList upwards) and the refill
     # pushes each onto the cache list: the cache's head is the 4th stack taken, at 16 KiB into the span
     assert addr[a] == s * 8192 + 4 * 4096 and st.pagemap[addr[e] >> 13] == s
-    assert ctr(st, C.IN_USE) == 4096 + 8192 + 16384 + 32768 + 4096
+    assert ctr(st, counters.IN_USE) == 4096 + 8192 + 16384 + 32768 + 4096
 
 
 def test_stack_cache_releases_to_16k_above_32k():
@@ -359,9 +351,9 @@ def test_threads_mode_cross_p_frees_keep_invariants(threads_trace, gogc):
                           check=True, warmup=False, arena_mb=ARENA_MB)
     assert r.status == "ok", r.error
     assert mod.check(r.state) == []
-    assert r.counters[C.IN_USE] == 0     # a tiny block held only by an mcache counts no bytes
+    assert r.counters[counters.IN_USE] == 0     # a tiny block held only by an mcache counts no bytes
     s = threads_trace.stats()
-    assert r.counters[C.ALLOCS] == s["allocs"] and r.counters[C.FREES] == s["frees"]
+    assert r.counters[counters.ALLOCS] == s["allocs"] and r.counters[counters.FREES] == s["frees"]
 
 
 def test_threads_mode_mixed_sizes_and_stacks():
