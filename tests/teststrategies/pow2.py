@@ -8,7 +8,7 @@ word, and carves new blocks from a region it maps ``region_kb`` at a time
 the freeing P's list, so no P touches another's words and no lock is needed.
 
 State invariants:
-    cursor[p] <= limit[p]                            (a P never runs past its region)
+    carve[p, NEXT] <= carve[p, END]                  (a P never runs past its region)
     every listed block lies inside mapped memory
     sum_p counters[p, IN_USE] == live bytes, each rounded to its class
 """
@@ -32,6 +32,7 @@ ALIGN16 = True          # blocks are powers of two >= 16, carved at 16-aligned o
 
 NCLASSES = 48           # class c holds blocks of 2**c bytes
 REUSES = 16             # _counters.EXTRA_BASE + 0
+NEXT, END = 0, 1        # columns of carve: the region a P carves new blocks from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,15 +47,14 @@ class State(NamedTuple):
     arena: np.ndarray
     words: np.ndarray      # the arena as int64: the free lists' links
     head: np.ndarray       # (nprocs, NCLASSES) first free block, -1 if none
-    cursor: np.ndarray     # (nprocs,) next free address of each P's region
-    limit: np.ndarray      # (nprocs,) end of each P's region
+    carve: np.ndarray      # (nprocs, 2) NEXT, END of each P's region
     region: np.ndarray     # (1,) region bytes
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
     return State(new_counters(nprocs), heap.meta, heap.arena, heap.arena64,
-                 np.full((nprocs, NCLASSES), -1, np.int64), np.zeros(nprocs, np.int64),
-                 np.zeros(nprocs, np.int64), np.array([config.region_kb * 1024], np.int64))
+                 np.full((nprocs, NCLASSES), -1, np.int64), np.zeros((nprocs, 2), np.int64),
+                 np.array([config.region_kb * 1024], np.int64))
 
 
 @kernel(inline="always")
@@ -74,17 +74,17 @@ def alloc(st, p, size, kind):
         st.head[p, c] = st.words[a >> 3]
         st.counters[p, REUSES] += 1
         st.counters[p, FAST_HITS] += 1
-    elif st.cursor[p] + n <= st.limit[p]:
-        a = st.cursor[p]
-        st.cursor[p] = a + n
+    elif st.carve[p, NEXT] + n <= st.carve[p, END]:
+        a = st.carve[p, NEXT]
+        st.carve[p, NEXT] = a + n
         st.counters[p, FAST_HITS] += 1
     else:                               # a fresh region (or a mapping of its own, if larger)
         want = max(st.region[0], n)
         a = heap_map(st.meta, want)
         if a < 0:
             return -1
-        st.cursor[p] = a + n
-        st.limit[p] = a + heap_round(st.meta, want)
+        st.carve[p, NEXT] = a + n
+        st.carve[p, END] = a + heap_round(st.meta, want)
         st.counters[p, REFILLS] += 1
     st.counters[p, IN_USE] += n
     return a
@@ -100,9 +100,9 @@ def free(st, p, addr, size, kind):
 
 def check(st: State) -> list[str]:
     errs = []
-    for p in range(st.cursor.shape[0]):
-        if st.cursor[p] > st.limit[p]:
-            errs.append(f"P{p}: cursor {st.cursor[p]} beyond limit {st.limit[p]}")
+    for p in range(st.carve.shape[0]):
+        if st.carve[p, NEXT] > st.carve[p, END]:
+            errs.append(f"P{p}: next block {st.carve[p, NEXT]} beyond its region's end {st.carve[p, END]}")
         for c in range(NCLASSES):
             a, seen = int(st.head[p, c]), 0
             while a >= 0 and seen <= st.meta[MAPPED] >> 4:
