@@ -16,6 +16,7 @@ from alloclab.strategies import go_runtime as G
 from alloclab.strategies._config import ConfigError
 from alloclab.strategies._counters import ALLOCS, FREES
 from alloclab.workloads import generate
+from alloclab.workloads.trace import make_trace
 
 WHY = G.unavailable_reason()
 needs_go = pytest.mark.skipif(WHY is not None, reason=f"go-runtime unavailable: {WHY}")
@@ -24,6 +25,26 @@ needs_go = pytest.mark.skipif(WHY is not None, reason=f"go-runtime unavailable: 
 @pytest.fixture(scope="module")
 def web():
     return generate("web", procs=2, scale=0.002)
+
+
+MIN_HEAP = 4 << 20   # Go's heapminimum at GOGC=100 (mgcpacer.go), scaled by GOGC/100
+
+
+def _gc_cycle_bounds(tr, gogc):
+    """The GC cycles a replay of ``tr`` must see at ``gogc``, from what it allocates.
+
+    A cycle starts once the heap has grown from the last cycle's live heap toward the
+    goal, max(MIN_HEAP x gogc/100, live x (1 + gogc/100)), and the pacer triggers it at
+    no less than 0.7 of that growth. So cycles come at least a quarter of the smallest
+    goal of allocation apart (hi), and at most twice the largest goal apart (lo); the
+    live heap is at most the trace's peak live bytes plus goreplay's slot table (8 B an
+    object) and 1 MiB of its own.
+    """
+    s = tr.stats()
+    g = gogc / 100
+    goal_min = MIN_HEAP * g
+    goal_max = max(MIN_HEAP * g, (s["peak_live_bytes"] + 8 * tr.nobj + (1 << 20)) * (1 + g))
+    return int(s["alloc_bytes"] // (2 * goal_max)), int(s["alloc_bytes"] * 4 // goal_min)
 
 
 def _sane(tr, res, procs):
@@ -39,7 +60,9 @@ def _sane(tr, res, procs):
     assert res.in_use_at_peak > 0
     c = counters_dict(G, res)
     assert c["heap_sys_peak"] >= c["heap_inuse_peak"] >= c["heap_alloc_peak"] > 0
-    assert c["sys_peak"] >= c["heap_sys_peak"] and c["gc_cycles"] >= 0
+    assert c["sys_peak"] >= c["heap_sys_peak"]
+    lo, hi = _gc_cycle_bounds(tr, G.Config().gogc)
+    assert lo <= c["gc_cycles"] <= hi, (c["gc_cycles"], lo, hi)
     assert res.extra["go_version"].startswith("go") and res.extra["samples"] >= 1
 
 
@@ -51,6 +74,29 @@ def test_replays_web(web, mode):
     for _, res in out:
         _sane(web, res, 1 if mode == "serial" else 2)
         assert res.extra["gomaxprocs"] == (1 if mode == "serial" else 2)
+
+
+def _pairs(n, size):
+    """alloc/free of one ``size`` n times on one P: n x size bytes allocated, one object live."""
+    op = np.tile(np.array([0, 1], np.int8), n)
+    obj = np.repeat(np.arange(n, dtype=np.int64), 2)
+    return make_trace(np.zeros(2 * n, np.int16), op, np.zeros(2 * n, np.int8), np.full(2 * n, size, np.int32),
+                      obj, procs=1)
+
+
+@needs_go
+def test_gc_cycles_follow_from_the_bytes_allocated():
+    """64 MiB through a one-object heap at GOGC=100 is 16 minimum heap goals: several
+    cycles; 256 KiB never reaches the first goal: none."""
+    big, tiny = _pairs(16384, 4096), _pairs(64, 4096)
+    lo, hi = _gc_cycle_bounds(big, 100)
+    assert lo >= 4
+    [(_, r)] = run_cell("go-runtime", G.Config(gogc=100), big, reps=1)
+    cycles = counters_dict(G, r)["gc_cycles"]
+    assert lo <= cycles <= hi, (cycles, lo, hi)
+    assert _gc_cycle_bounds(tiny, 100) == (0, 0)
+    [(_, r)] = run_cell("go-runtime", G.Config(gogc=100), tiny, reps=1)
+    assert counters_dict(G, r)["gc_cycles"] == 0
 
 
 @needs_go
