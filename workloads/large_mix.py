@@ -17,9 +17,9 @@ Lifetimes: per step the newest live object is freed with chance
 goroutine exits; a share 0.005 is kept in a long-lived cache (2,000 x scale
 entries, random eviction, freed at the end); a share 0.02 is handed to a
 goroutine on another P and freed there.
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 Default size: 40,000 goroutines, about 4.3M ops at scale 1.0; live memory
 peaks near 50 MB (mean object ~13 KiB).
-Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 

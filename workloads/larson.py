@@ -18,9 +18,9 @@ Sizes: uniform in ``min_size``..``max_size`` (Larson's 8..1000 B), noscan
 with chance ``noscan``.
 Lifetimes: an object lives until its slot is drawn again: geometric with
 mean ``slots`` replacements of its worker (exponential-like, long tail).
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 Live memory: threads x slots x mean size = 64 x 1000 x 504 B = ~32 MB at
 scale 1. Default size: about 5.2M ops at scale 1.0.
-Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 

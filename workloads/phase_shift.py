@@ -17,9 +17,9 @@ Sizes: exactly ``first_size`` then exactly ``second_size`` (kind ``kind``),
 plus each filler's G descriptor and 2 KiB stack.
 Lifetimes: phase-1 objects live until the random purge (90%) or the end
 (10%); phase-2 objects live until the end.
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 Default size: 1,000,000 objects of 64 B, then 250,000 of 256 B: about
 2.5M ops at scale 1.0; live memory peaks near 70 MB.
-Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 

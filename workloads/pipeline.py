@@ -21,9 +21,9 @@ Lifetimes: a message lives from its send until a consumer on the target P
 receives it (queueing delay: up to ``chan_cap`` messages per P); messages
 left in channels at the end are freed on the channel's P. Stacks grow
 rarely (chance 0.01 per step).
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 Default size: 2,000,000 messages, about 5M ops at scale 1.0; live memory is
 bounded by the channels: procs x chan_cap x ~1 KiB.
-Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ lifetime is roughly geometric with mean ``live`` ops). The trace ends by
 freeing every remaining object, so allocs == frees.
 Ps: each alloc runs on a uniformly chosen P; its free on the same P, or with
 probability ``cross_p`` on another one.
-Default size: 1,000,000 ops at scale 1.0 (``ops`` overrides it).
 Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
+Default size: 1,000,000 ops at scale 1.0 (``ops`` overrides it).
 """
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ small objects of 8-256 B, log-uniform, half noscan.
 Lifetimes: everything a goroutine allocates lives until it exits (a few
 steps); nothing outlives its wave. Live memory peaks at about one wave of
 goroutines: 10,000 x ~3 KiB = ~30 MB at scale 1.
-Default size: 1,000,000 goroutines, about 9.5M ops at scale 1.0.
 Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
+Default size: 1,000,000 goroutines, about 9.5M ops at scale 1.0.
 """
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ Lifetimes: per step the newest live object is freed with chance
 ``cache_share`` is interned in a long-lived table (``cache_entries`` x
 scale entries, random eviction when full, the rest freed at the end); a
 share 0.05 is handed to a goroutine on another P and freed there.
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 Default size: 30,000 goroutines, about 6.3M ops at scale 1.0; live memory
 is small (< 2 MB of objects plus stacks).
-Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 

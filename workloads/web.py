@@ -20,9 +20,9 @@ the cache (``cache_entries`` x scale entries; a full cache evicts a random
 entry, the rest is freed at the end): long-lived, freed on another P than
 the one that allocated it. A share ``handoff`` is sent through a channel to
 a goroutine on another P (a response writer) and freed there.
+Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 Default size: 100,000 requests, about 8.5M ops at scale 1.0; live memory
 ~ conns x ~12 KiB + cache ~30 MB (~40 MB).
-Parameters, their ranges and defaults: ``alloclab list -v`` (declared in ``Params``).
 """
 from __future__ import annotations
 
