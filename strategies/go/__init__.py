@@ -1,11 +1,12 @@
 """go: a model of the Go runtime's allocator — mcache / mcentral / mheap, tiny allocator, stacks.
 
 Memory allocator model, after src/runtime/malloc.go. The heap works in runs
-of 8 KiB pages (spans). Small objects (up to 32 KiB) are rounded up to one
-of 67 size classes, and each small span holds objects of one class; larger
-objects get spans of their own. Allocation climbs a hierarchy of caches, each
-tier amortising the lock of the one above it: the P's mcache (no lock), the
-span class's mcentral (one lock per class), the mheap (one lock).
+of 8 KiB pages (spans). Small objects (up to 32 KiB) are rounded up to a
+size class (67 with Go's constants), and a small span holds objects of one
+class; larger objects get spans of their own. Allocation climbs a hierarchy
+of caches, each tier amortising the lock of the one above it: the P's mcache
+(no lock), the span class's mcentral (one lock per class), the mheap (one
+lock).
 
 The model's data structures, one file each. Each file names the Go file it
 models, the State columns it owns, and the invariants it checks:
