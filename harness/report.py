@@ -26,7 +26,7 @@ from alloclab.harness import stats as S
 
 CELL = ["strategy", "config_hash", "workload", "workload_json", "procs", "mode"]
 
-# The article's quantitative claims (../shared/seed/go-memory-pool-article.zh.txt) and how
+# The quantitative claims of the article alloclab grew from (on Go's allocator and memory pools) and how
 # alloclab measures each: (id, claim, article figures, article ratio, how, metric).
 CLAIMS = [
     ("throughput", "An object pool with thread-local caches (pool+TLA) does 480 ops/ms where native `new` does 120",
@@ -137,8 +137,8 @@ def scaling_table(summary: pd.DataFrame) -> pd.DataFrame:
     P replays its own stream of the same trace, so the work is the same.
     best_speedup = fastest repetition at 1 P / fastest at N Ps: on a shared
     or virtual machine a repetition can only be slowed by its neighbours, and
-    one P has been seen to run in two modes 1.5x apart (16-core VM), which
-    moves the median-based figure by as much.
+    one P can run in two modes far apart (docs/findings.md, "Bimodal
+    repetitions"), which moves the median-based figure by as much.
     """
     cols = ["label", "workload", "procs", "ns_per_op", "speedup", "lo", "hi", "best_speedup", "efficiency",
             "locks_per_kop", "contended"]

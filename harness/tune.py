@@ -8,8 +8,8 @@ tuning workloads and scores it:
     inuse   the same with peak bytes in spans (Go's HeapInuse + StackInuse) for
             strategies that report it (``peak_inuse_bytes``; others: mapped):
             peak mapped moves in 4 MiB growth steps, so on one trace it only
-            rewards configs that slip under that trace's next step (go on web:
-            -17% on the tuning seed, +0% on two of three held-out seeds); in-use
+            rewards configs that slip under that trace's next step, a gain that
+            held-out seeds do not keep (docs/findings.md, "Tuning seeds"); in-use
             pages move page by page and show what a config saves on any trace
     time    median ns/op over ``time_reps`` repetitions (geomean over workloads)
     locks   central + global lock acquisitions per 1,000 ops
@@ -55,10 +55,10 @@ from alloclab.strategies._config import ConfigError
 
 OBJECTIVES = ("memory", "inuse", "time", "locks")
 DEFAULT_STORAGE = "sqlite:///results/tuning.db"
-# Tuning scale per workload: small enough for >= 30 trials a minute here (go on
-# web at 0.3: 2.6M ops, ~17 MiB live, 150 trials/min with 2 seeds and the
-# `inuse` objective). At this size one 4 MiB heap-growth step is ~17% of peak
-# mapped memory, which is why `inuse` rather than `memory` steers the search.
+# Tuning scale per workload: small enough for tens of trials a minute (go on web
+# at 0.3: 2.6M ops, ~17 MiB live; rates measured are in docs/findings.md). At
+# this size one 4 MiB heap-growth step is ~17% of peak mapped memory, which is
+# why `inuse` rather than `memory` steers the search.
 TUNING_SCALE = {"web": 0.3, "spawn-storm": 0.05, "pipeline": 0.1, "larson": 0.1, "tiny": 0.1,
                 "large-mix": 0.05, "phase-shift": 0.2, "random": 0.5}
 # Fields that describe the machine or the model's fidelity rather than an
