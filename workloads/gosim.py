@@ -567,7 +567,8 @@ def _simulate(cls, bands, waves, nprocs, inbox_cap, rs, k, stats, tp, top, tk, t
 
 @dataclass
 class Band:
-    """A share ``weight`` of allocations with sizes in [lo, hi] (log-uniform or uniform), noscan with p_noscan."""
+    """A share ``weight`` (>= 0; 0 leaves the band out) of allocations with sizes in [lo, hi]
+    (log-uniform or uniform), noscan with chance p_noscan."""
     weight: float
     lo: int
     hi: int
@@ -635,22 +636,25 @@ def _pack(classes: list[GClass], waves: list[Wave]):
             raise ValueError(f"class {i}: max_stack {gc.max_stack} must be a power of two >= {STACK_MIN}")
         if not 1 <= len(gc.bands) <= MAX_BANDS:
             raise ValueError(f"class {i}: 1..{MAX_BANDS} size bands required")
+        if any(b.weight < 0 for b in gc.bands):
+            raise ValueError(f"class {i}: band weights must be >= 0")
+        used = [b for b in gc.bands if b.weight > 0]    # a band of weight 0 is never drawn: leave it out
         if gc.slots < 0 or gc.gens < 1 or gc.recv < 0 or gc.slice < 0:
             raise ValueError(f"class {i}: slots, recv and slice must be >= 0 and gens >= 1")
         cls[i] = [lo, hi, gc.p_alloc, gc.p_free, gc.p_handoff, gc.p_cache, gc.recv, gc.p_grow,
-                  gc.max_stack, gc.slice, gc.p_yield, gc.slots, gc.gens, len(gc.bands)]
-        total = sum(b.weight for b in gc.bands)
+                  gc.max_stack, gc.slice, gc.p_yield, gc.slots, gc.gens, len(used)]
+        total = sum(b.weight for b in used)
         if total <= 0:
             raise ValueError(f"class {i}: band weights must sum to > 0")
         cum = 0.0
-        for j, b in enumerate(gc.bands):
+        for j, b in enumerate(used):
             if not 1 <= b.lo <= b.hi <= 1 << 30:
                 raise ValueError(f"class {i} band {j}: sizes must satisfy 1 <= lo <= hi <= 1 GiB (got {b.lo}..{b.hi})")
             if b.dist not in ("log", "uniform"):
                 raise ValueError(f"class {i} band {j}: dist {b.dist!r} must be log or uniform")
             cum += b.weight / total
             bands[i, j] = [cum, b.lo, b.hi, b.p_noscan, b.dist == "uniform", np.log(b.lo), np.log(b.hi + 1)]
-        bands[i, len(gc.bands) - 1, B_CUM] = 1.0
+        bands[i, len(used) - 1, B_CUM] = 1.0
     wv = np.zeros((len(waves), NWF), np.float64)
     for i, w in enumerate(waves):
         a, b = (w.classes, w.classes) if isinstance(w.classes, int) else (w.classes[0], w.classes[-1])

@@ -48,7 +48,6 @@ def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
     p = Params.of(params)
     bands = [Band(1.0 - p.medium - p.large, 16, 1024, p_noscan=0.3), Band(p.medium, 1025, 32768, p_noscan=0.7),
              Band(p.large, 32769, 1 << 20, p_noscan=0.9)]
-    bands = [b for b in bands if b.weight > 0]
     worker = GClass(bands=bands, work=gosim.spread(p.objects), p_free=p.temp_free, p_cache=0.005, p_handoff=0.02,
                     recv=1, p_grow=0.05, p_yield=0.02, slice=10_000)
     plan = [Wave(0, gosim.scaled(p.goroutines, scale), wait=True, max_live=p.workers)]

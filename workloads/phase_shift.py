@@ -39,7 +39,7 @@ class Params(WorkloadParams):
                              doc="object size of phase 2 (bytes); phase 2 allocates as many bytes as phase 1")
     free_share: float = share(0.9, "share of phase-1 objects freed at random between the phases")
     per_goroutine: int = param(1000, lo=1, hi=1_000_000_000, doc="objects each filler goroutine allocates")
-    kind: str = param("heap", choices=tuple(KINDS), doc="object kind: heap or noscan")
+    kind: str = param("heap", choices=tuple(KINDS), doc="object kind of both phases' objects")
 
 
 def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):

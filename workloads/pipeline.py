@@ -49,7 +49,6 @@ def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
     n = gosim.scaled(p.items, scale)
     b = min(p.batch, n)
     bands = [Band(1.0 - p.payload, 32, 512, p_noscan=0.0), Band(p.payload, 1024, 8192, p_noscan=1.0)]
-    bands = [x for x in bands if x.weight > 0]
     producer = GClass(bands=bands, work=gosim.spread(b), p_handoff=1.0, p_grow=0.01)
     # a consumer lives as long as a producer and can drain twice as fast
     consumer = GClass(bands=[Band(1.0, 16, 64, p_noscan=1.0)], work=gosim.spread(b), p_alloc=0.25, p_free=0.8,

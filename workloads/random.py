@@ -30,12 +30,12 @@ KINDS = {"heap": 0, "noscan": 1, "mixed": 2}
 
 class Params(WorkloadParams):
     ops: int = param(0, lo=0, hi=2_000_000_000, doc="total ops incl. the final drain (0 = 1,000,000 x scale)")
-    dist: str = param("small", choices=tuple(DISTS), doc="size distribution: " + ", ".join(DISTS))
+    dist: str = param("small", choices=tuple(DISTS), doc="size distribution (the module docstring gives their ranges)")
     min_size: int = param(0, lo=0, hi=1 << 30, doc="smallest size (0 = the distribution's)")
     max_size: int = param(0, lo=0, hi=1 << 30, doc="largest size (0 = the distribution's)")
     live: int = param(10000, lo=1, hi=2_000_000_000, doc="target number of live objects")
     cross_p: float = share(0.0, "share of frees performed on another P")
-    kind: str = param("mixed", choices=tuple(KINDS), doc="object kind: heap, noscan or mixed (half each)")
+    kind: str = param("mixed", choices=tuple(KINDS), doc="object kind (mixed: half heap, half noscan)")
 
     def sizes(self) -> tuple[int, int]:
         """(smallest, largest) size: min_size and max_size, or the distribution's where they are 0."""

@@ -55,10 +55,6 @@ class Params(WorkloadParams):
 def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
     p = Params.of(params)
     bands = [Band(p.small, 16, 256, p_noscan=0.3), Band(1.0 - p.small, 1024, 16384, p_noscan=0.9)]
-    if p.small >= 1.0:
-        bands = bands[:1]
-    elif p.small <= 0.0:
-        bands = bands[1:]
     request = GClass(bands=bands, work=gosim.spread(p.objects), p_free=p.temp_free, p_cache=p.cache_share,
                      p_handoff=p.handoff, recv=1, p_grow=p.grow, p_yield=p.block, slice=10_000)
     plan = [Wave(0, gosim.scaled(p.requests, scale), wait=True, max_live=p.conns)]
