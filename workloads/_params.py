@@ -81,6 +81,12 @@ class WorkloadParams(ConfigBase):
         self._validate_combination()
         return self
 
+    def _shares_of_one(self, *names: str) -> None:
+        """For ``_validate_combination``: shares that split one whole must not sum above 1."""
+        total = sum(getattr(self, n) for n in names)
+        if total > 1.0:
+            raise ConfigError(f"{' + '.join(names)} = {total} exceeds 1")
+
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]

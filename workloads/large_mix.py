@@ -24,7 +24,7 @@ peaks near 50 MB (mean object ~13 KiB).
 from __future__ import annotations
 
 from alloclab.workloads import gosim
-from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
+from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "large-mix"
@@ -40,8 +40,7 @@ class Params(WorkloadParams):
     temp_free: float = share(0.5, "chance per step to free the goroutine's newest live object")
 
     def _validate_combination(self):
-        if self.medium + self.large > 1.0:
-            raise ConfigError(f"medium + large = {self.medium + self.large} exceeds 1")
+        self._shares_of_one("medium", "large")
 
 
 def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):

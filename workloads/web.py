@@ -27,7 +27,7 @@ Default size: 100,000 requests, about 8.5M ops at scale 1.0; live memory
 from __future__ import annotations
 
 from alloclab.workloads import gosim
-from alloclab.workloads._params import ConfigError, WorkloadParams, param, share
+from alloclab.workloads._params import WorkloadParams, param, share
 from alloclab.workloads.gosim import Band, GClass, Wave
 
 NAME = "web"
@@ -48,8 +48,7 @@ class Params(WorkloadParams):
     block: float = share(0.05, "chance per step that a request blocks and resumes via the global run queue")
 
     def _validate_combination(self):
-        if self.cache_share + self.handoff > 1.0:
-            raise ConfigError(f"cache_share + handoff = {self.cache_share + self.handoff} exceeds 1")
+        self._shares_of_one("cache_share", "handoff")
 
 
 def generate(procs: int = 1, seed: int = 0, scale: float = 1.0, **params):
