@@ -9,9 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from alloclab import strategies
-from alloclab.harness import executor as ex
-from alloclab.harness.runner import replay_once, run_cell
-from alloclab.strategies import _counters as C
+from alloclab.harness.runner import replay_once, replay_trace, run_cell
+from alloclab.strategies import _counters as counters
 from alloclab.workloads import generate
 from alloclab.workloads.trace import make_trace
 
@@ -50,7 +49,7 @@ def test_contract_surface(name):
     assert cfg.validate() is cfg
     for f in ("counters", "meta", "arena"):
         assert f in mod.State._fields
-    assert len(mod.EXTRA_COUNTERS) <= C.NCOUNTERS - C.EXTRA_BASE
+    assert len(mod.EXTRA_COUNTERS) <= counters.NCOUNTERS - counters.EXTRA_BASE
     for fname, default, rng, doc in mod.Config.describe():
         assert doc, f"{name}.Config.{fname} has no doc saying what it trades"
 
@@ -61,9 +60,9 @@ def test_random_trace_checked_serial(name, small_trace, arena_mb):
     assert r.status == "ok", r.error
     assert mod.check(r.state) == []
     s = small_trace.stats()
-    assert r.counters[C.ALLOCS] == s["allocs"] and r.counters[C.FREES] == s["frees"]
+    assert r.counters[counters.ALLOCS] == s["allocs"] and r.counters[counters.FREES] == s["frees"]
     # everything was freed: nothing may still count as in use
-    assert r.counters[C.IN_USE] == 0
+    assert r.counters[counters.IN_USE] == 0
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -72,7 +71,7 @@ def test_threads_mode_checked(name, threads_trace, arena_mb):
     assert r.status == "ok", r.error
     assert mod.check(r.state) == []
     s = threads_trace.stats()
-    assert r.counters[C.ALLOCS] == s["allocs"] and r.counters[C.FREES] == s["frees"]
+    assert r.counters[counters.ALLOCS] == s["allocs"] and r.counters[counters.FREES] == s["frees"]
 
 
 def _pairs_trace(n, size, kind=0):
@@ -109,9 +108,9 @@ def test_accounting_with_live_objects(name, arena_mb):
     mod, r = _run(name, cut, arena_mb, check=True)
     assert r.status == "ok", r.error
     allocs, frees = int((cut.op == 0).sum()), int((cut.op == 1).sum())
-    assert r.counters[C.ALLOCS] - r.counters[C.FREES] == allocs - frees
+    assert r.counters[counters.ALLOCS] - r.counters[counters.FREES] == allocs - frees
     live_bytes = int(cut.size[cut.op == 0].astype(np.int64).sum() - cut.size[cut.op == 1].astype(np.int64).sum())
-    in_use = int(r.counters[C.IN_USE])
+    in_use = int(r.counters[counters.IN_USE])
     assert in_use >= live_bytes, (in_use, live_bytes)   # in use >= live
     assert r.peak_mapped_bytes >= in_use                 # mapped >= in use
     assert mod.check(r.state) == []
@@ -125,15 +124,9 @@ def test_addresses_agree_with_python_reference(name, arena_mb):
     r = replay_once(mod, mod.Config(), tr, 2, check=True, arena_mb=arena_mb)
     assert r.status == "ok", r.error
     # recover the addresses: re-run recording them with the executor's addr table
-    from alloclab.strategies._heap import Heap
-
-    heap = Heap(arena_mb << 20)
-    st = mod.make_state(mod.Config(), heap, 2)
-    addr_of = np.full(tr.nobj, ex.UNPUBLISHED, np.int64)
-    status = ex.replay(st, heap.arena64, tr.p, tr.op, tr.kind, tr.size, tr.obj, addr_of, 0, len(tr),
-                       False, True, np.zeros(1, np.uint8), ex.SERIAL, -1, ex.new_stats(), np.zeros(1, np.int64))
-    assert status == ex.OK
-    replay_addresses(tr, addr_of.tolist())
+    again = replay_trace(name, tr, arena_mb=arena_mb)
+    assert again.status == "ok"
+    replay_addresses(tr, again.addr_of.tolist())
 
 
 # ------------------------------------------------------------- hypothesis
@@ -169,3 +162,30 @@ def test_check_holds_after_random_sequences(name, trace, arena_mb):
     r = replay_once(mod, mod.Config(), trace, 3, check=True, arena_mb=arena_mb)
     assert r.status == "ok", r.error
     assert mod.check(r.state) == []
+
+
+# ------------------------------------------------------------- the registry
+
+def test_a_registered_strategy_joins_the_suite(arena_mb):
+    """One registry line is all it takes: tests/conftest.py registers the guide's example
+    (tests/teststrategies/pow2.py, docs/adding-a-strategy.md) and every test above runs it."""
+    assert "pow2" in NAMES and "pow2" in REUSING and "pow2" in strategies.names()
+    r = replay_trace("pow2", _pairs_trace(100, 48), check=True, arena_mb=arena_mb)
+    assert r.status == "ok", r.error
+    assert r.counters[counters.EXTRA_BASE] == 99     # "reuses": every alloc after the first
+
+
+@pytest.mark.parametrize("name", strategies.names(include_unavailable=True))
+def test_descriptor_declares_every_hook_its_module_has(name):
+    """Hooks are declared, never probed: a declared hook resolves, an undeclared one does not exist."""
+    from alloclab.strategies._descriptor import Hooks
+
+    d = strategies.descriptor(name)
+    mod = d.load()
+    for f in dataclasses.fields(Hooks):
+        if getattr(d.hooks, f.name):
+            assert callable(d.hook(f.name)), (name, f.name)
+        else:
+            assert not hasattr(mod, f.name), f"{name}.{f.name} exists, but its registry line does not declare it"
+    assert d.is_external == (d.kind == "external") and (not d.is_external or d.requires)
+    assert d.align16 is bool(mod.ALIGN16) and d.real_pointers is (name == "system")
