@@ -6,7 +6,7 @@ The registry (``_REGISTRY`` below) holds one descriptor per strategy
 provides. Adding a strategy is one module plus one line here
 (docs/adding-a-strategy.md).
 
-The contract (DESIGN.md, "Strategy contract") that every kernel strategy's
+The contract (docs/design.md, "The strategy contract") that every kernel strategy's
 module implements, and that the shared test suite checks for each of them:
 
 - ``NAME``, ``DESCRIPTION`` (one line), ``EXTRA_COUNTERS`` (names of its
