@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from alloclab.harness.limits import MAX_PROCS
 from alloclab.workloads.trace import make_trace
 
 G_DESC_BYTES = 448      # sizeof(runtime.g) on amd64 rounded to its size class; < 2048 marks a descriptor
@@ -687,8 +688,8 @@ def _bounds(classes: list[GClass], waves: list[Wave]):
 def simulate(classes: list[GClass], waves: list[Wave], procs: int, seed: int,
              cache_cap: int = 0, inbox_cap: int = 1024):
     """Run the simulator; returns ((p, op, kind, size, obj), stats dict)."""
-    if not 1 <= procs <= 1024:
-        raise ValueError(f"procs {procs} outside 1..1024")
+    if not 1 <= procs <= MAX_PROCS:
+        raise ValueError(f"procs {procs} outside 1..{MAX_PROCS}")
     if cache_cap < 0 or inbox_cap < 1:
         raise ValueError("cache_cap must be >= 0 and inbox_cap >= 1")
     if cache_cap == 0 and any(c.p_cache > 0 for c in classes):
