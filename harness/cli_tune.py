@@ -29,7 +29,9 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("--scale", type=_scale, help="workload scale for tuning (default: per workload, see tune.py)")
     s.add_argument("--procs", type=_procs, default=2)
     s.add_argument("--fix", action="append", metavar="KEY=VALUE", help="hold a config field fixed")
-    s.add_argument("--tune-all", action="store_true", help="also search fields fixed by default (heap growth, gogc...)")
+    s.add_argument("--tune-all", action="store_true",
+                   help="also search the tunable fields held at their defaults because they describe the machine "
+                        "(go: heap_growth_kb); fields with tune=False are never searched")
     s.add_argument("--out", help="write the best config here as TOML (default results/best-<study>.toml)")
     s.add_argument("--no-validate", action="store_true", help="skip the held-out validation")
     s.add_argument("--no-progress", action="store_true")
