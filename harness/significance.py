@@ -129,31 +129,28 @@ def min_p(n: int, m: int) -> float:
     return min(1.0, 2 / math.comb(n + m, n))
 
 
-def bh_adjust(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values), in the input's order."""
+def _adjust_sorted(p, adjust) -> np.ndarray:
+    """``adjust`` applied to the p-values in ascending order, capped at 1, returned in the input's order."""
     p = np.asarray(p, float)
-    k = len(p)
-    if k == 0:
+    if len(p) == 0:
         return p
     order = np.argsort(p)
-    q = p[order] * k / np.arange(1, k + 1)
-    q = np.minimum.accumulate(q[::-1])[::-1]
-    out = np.empty(k)
-    out[order] = np.minimum(q, 1.0)
+    out = np.empty(len(p))
+    out[order] = np.minimum(adjust(p[order]), 1.0)
     return out
+
+
+def bh_adjust(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the input's order."""
+    def step_up(sp):
+        q = sp * len(sp) / np.arange(1, len(sp) + 1)
+        return np.minimum.accumulate(q[::-1])[::-1]
+    return _adjust_sorted(p, step_up)
 
 
 def holm_adjust(p) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control)."""
-    p = np.asarray(p, float)
-    k = len(p)
-    if k == 0:
-        return p
-    order = np.argsort(p)
-    adj = np.maximum.accumulate(p[order] * (k - np.arange(k)))
-    out = np.empty(k)
-    out[order] = np.minimum(adj, 1.0)
-    return out
+    return _adjust_sorted(p, lambda sp: np.maximum.accumulate(sp * (len(sp) - np.arange(len(sp)))))
 
 
 ADJUST = {"bh": bh_adjust, "holm": holm_adjust, "none": lambda p: np.asarray(p, float)}
