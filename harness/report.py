@@ -496,6 +496,12 @@ SCALING_NOTE = ("speed-up = ns/op at 1 P / ns/op at N Ps (medians; lo..hi a 95% 
                 "Past the machine's core count the Ps share cores.")
 
 
+def _md_figure(out, heading, slug, title, png) -> str:
+    """A figure's section: the PNG written next to report.md, the heading and the image link."""
+    (out / f"{slug}.png").write_bytes(png)
+    return f"\n{heading} {title}\n\n![{title}]({slug}.png)\n"
+
+
 def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=(), scaling=None):
     parts = [f"# alloclab report\n\nBaseline: `{baseline}` {note}\n"]
     parts.append("## Machine and commit\n")
@@ -510,16 +516,11 @@ def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_
     if scaling is not None and not scaling.empty:
         parts.append(f"\n## {SCALING_TITLE}\n\n{SCALING_NOTE}\n")
         parts.append(_md_table(scaling))
-    for slug, title, png in figs:
-        (out / f"{slug}.png").write_bytes(png)
-        parts.append(f"\n## {title}\n\n![{title}]({slug}.png)\n")
+    parts += [_md_figure(out, "##", *f) for f in figs]
     if tune_figs or tune_tables:
         parts.append("\n## Tuning\n")
-        for title, t in tune_tables:
-            parts.append(f"\n### {title}\n\n" + _md_table(t))
-        for slug, title, png in tune_figs:
-            (out / f"{slug}.png").write_bytes(png)
-            parts.append(f"\n### {title}\n\n![{title}]({slug}.png)\n")
+        parts += [f"\n### {title}\n\n" + _md_table(t) for title, t in tune_tables]
+        parts += [_md_figure(out, "###", *f) for f in tune_figs]
     parts.append("\n## Every cell\n")
     parts.append(_md_table(cells))
     if not failed.empty:
@@ -534,6 +535,12 @@ def _html_table(df: pd.DataFrame) -> str:
         h.append("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in df.columns) + "</tr>")
     h.append("</tbody></table>")
     return "\n".join(h)
+
+
+def _html_figure(tag, slug, title, png) -> str:
+    """A figure's section: the heading and the PNG inlined as a data URL (the page stands alone)."""
+    b64 = base64.b64encode(png).decode()
+    return f"<{tag}>{html.escape(title)}</{tag}><img id='fig-{slug}' alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>"
 
 
 def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=(), scaling=None) -> str:
@@ -555,17 +562,11 @@ def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), 
     body.append("<h2>Geometric means over workloads (serial)</h2>" + _html_table(gm))
     if scaling is not None and not scaling.empty:
         body.append(f"<h2>{SCALING_TITLE}</h2><p>{html.escape(SCALING_NOTE)}</p>" + _html_table(scaling))
-    for slug, title, png in figs:
-        b64 = base64.b64encode(png).decode()
-        body.append(f"<h2>{html.escape(title)}</h2><img id='fig-{slug}' alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>")
+    body += [_html_figure("h2", *f) for f in figs]
     if tune_figs or tune_tables:
         body.append("<h2>Tuning</h2>")
-        for title, t in tune_tables:
-            body.append(f"<h3>{html.escape(title)}</h3>" + _html_table(t))
-        for slug, title, png in tune_figs:
-            b64 = base64.b64encode(png).decode()
-            body.append(f"<h3>{html.escape(title)}</h3><img id='fig-{slug}' alt='{html.escape(title)}' "
-                        f"src='data:image/png;base64,{b64}'>")
+        body += [f"<h3>{html.escape(title)}</h3>" + _html_table(t) for title, t in tune_tables]
+        body += [_html_figure("h3", *f) for f in tune_figs]
     body.append("<h2>Every cell</h2>" + _html_table(cells))
     if not failed.empty:
         body.append("<h2>Failed cells</h2>" + _html_table(failed))
