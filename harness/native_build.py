@@ -51,14 +51,17 @@ def first_error_line(text: str) -> str:
 def build_once(folder: Path, output: str, command: Callable[[Path], list[str]], *, what: str,
                prepare: Callable[[Path], None] | None = None, cwd: str | os.PathLike | None = None,
                env: Mapping[str, str] | None = None, timeout: float = 600,
-               error: type[Exception] = BuildError) -> Path:
+               error: type[Exception] = BuildError, on_tool_error: Callable[[str], None] | None = None) -> Path:
     """``folder / output``, built first if it is not there.
 
     ``command(tmp)`` is the argv that writes the output to ``tmp`` (a path in
     ``folder`` that does not exist yet); it runs in ``cwd`` with ``env``.
     ``prepare(folder)`` runs before it, only when a build is needed (copy
     sources in, say). ``what`` names the build in messages: ``f"{what}
-    failed: <why>"``. Every failure raises ``error`` with one line.
+    failed: <why>"``. Every failure raises ``error`` with one line. When the
+    tool itself fails (a non-zero exit), ``on_tool_error(line)`` is called
+    first with its first error line: a caller can remember a build that will
+    fail again, where a timeout or a missing tool may not.
     """
     out = folder / output
     if out.is_file():
@@ -76,7 +79,10 @@ def build_once(folder: Path, output: str, command: Callable[[Path], list[str]], 
         except (OSError, subprocess.TimeoutExpired) as e:
             raise error(f"{what} failed: {e}") from None
         if res.returncode != 0:
-            raise error(f"{what} failed: {first_error_line(res.stderr)}")
+            line = first_error_line(res.stderr)
+            if on_tool_error is not None:
+                on_tool_error(line)
+            raise error(f"{what} failed: {line}")
         if not tmp.is_file():
             raise error(f"{what} failed: it wrote no {output}")
     return out

@@ -56,7 +56,6 @@ its free and the rep is ``check_failed`` otherwise.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -68,6 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alloclab.harness.native_build import build_once, cache_folder
 from alloclab.strategies._config import ConfigBase, param
 from alloclab.strategies._counters import ALLOCS, EXTRA_BASE, FREES, NCOUNTERS
 from alloclab.strategies._result import RunResult
@@ -83,6 +83,7 @@ SOURCE_DIR = Path(__file__).resolve().parent / "goreplay"
 SOURCES = ("main.go", "go.mod")
 MIN_GO = (1, 19)
 WARMUP_OPS = 20_000
+BUILD_FAILED = "build-failed.txt"   # beside the binary: goreplay's source does not compile with this toolchain
 TRACE_MAGIC = b"ALCGOTR1"
 HEADER = struct.Struct("<8sIIQQ32x")
 
@@ -128,10 +129,7 @@ def _sources() -> bytes:
 
 
 def _build_dir(go: str) -> Path:
-    from alloclab.strategies._numba_cache import cache_root
-
-    h = hashlib.sha1(_sources() + (go_version(go) or "").encode()).hexdigest()[:12]
-    return cache_root() / f"goreplay-{h}"
+    return cache_folder("goreplay", _sources(), go_version(go) or "")
 
 
 def _go_env(folder: Path | None) -> dict[str, str]:
@@ -156,41 +154,32 @@ def unavailable_reason() -> str | None:
         return f"{v} is older than go{MIN_GO[0]}.{MIN_GO[1]} (goreplay needs unsafe.Slice and runtime/metrics)"
     if not _sources():
         return f"goreplay source missing under {SOURCE_DIR}"
-    failed = _build_dir(go) / "build-failed.txt"
+    failed = _build_dir(go) / BUILD_FAILED
     if failed.is_file():
         return f"go build of goreplay failed ({failed.read_text().strip()[:160]}; delete {failed.parent} to retry)"
     return None
 
 
 def binary_path() -> Path:
-    """The goreplay binary, built on first use (about 20 s cold, with the std lib compiled into GOCACHE)."""
+    """The goreplay binary, built on first use (about 20 s cold, with the std lib compiled into GOCACHE).
+
+    A compile error is remembered in ``build-failed.txt`` beside it, so that
+    ``unavailable_reason`` reports it without building again."""
     why = unavailable_reason()
     if why is not None:
         raise GoRuntimeError(why)
     go = _go()
     folder = _build_dir(go)
-    exe = folder / "goreplay"
-    if exe.is_file():
-        return exe
     src = folder / "src"
-    try:
-        src.mkdir(parents=True, exist_ok=True)
+
+    def copy_sources(_folder: Path) -> None:
+        src.mkdir(exist_ok=True)
         for n in SOURCES:
             shutil.copyfile(SOURCE_DIR / n, src / n)
-    except OSError as e:
-        raise GoRuntimeError(f"cannot prepare {src} ({e.strerror})") from None
-    tmp = folder / f".goreplay-{os.getpid()}"
-    try:
-        res = subprocess.run([go, "build", "-o", str(tmp), "."], cwd=src, env=_go_env(folder),
-                             capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise GoRuntimeError(f"go build of goreplay failed: {e}") from None
-    if res.returncode != 0:
-        first = next((ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("#")), "(no output)")
-        (folder / "build-failed.txt").write_text(first + "\n")
-        raise GoRuntimeError(f"go build of goreplay failed: {first}")
-    os.replace(tmp, exe)
-    return exe
+
+    return build_once(folder, "goreplay", lambda tmp: [go, "build", "-o", str(tmp), "."], what="go build of goreplay",
+                      prepare=copy_sources, cwd=src, env=_go_env(folder), error=GoRuntimeError,
+                      on_tool_error=lambda line: (folder / BUILD_FAILED).write_text(line + "\n"))
 
 
 # ---------------------------------------------------------------- the run
