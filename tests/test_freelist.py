@@ -12,18 +12,14 @@ from alloclab.strategies._config import ConfigError
 from alloclab.strategies._heap import Heap
 from alloclab.workloads import generate
 
+from strategy_checks import check_large_objects_reuse_one_region, check_oom_returns_null_and_recovers, random_trace
+
 X_MOVES, X_FLUSHES, X_SLABS, X_LARGE = (counters.EXTRA_BASE + i for i in range(4))
 SMALL_CACHE = mod.Config(cache_capacity=8, batch=3)
 
 
-@pytest.fixture(scope="module")
-def serial_trace():
-    return generate("random", procs=2, seed=4, ops=30000, dist="mixed", live=2000, cross_p=0.2)
-
-
-@pytest.fixture(scope="module")
-def threads_trace():
-    return generate("random", procs=4, seed=9, ops=30000, dist="medium", live=1000, cross_p=0.3)
+serial_trace = random_trace(procs=2, seed=4, ops=30000, dist="mixed", live=2000, cross_p=0.2)
+threads_trace = random_trace(procs=4, seed=9, ops=30000, dist="medium", live=1000, cross_p=0.3)
 
 
 def _cached(st):
@@ -52,14 +48,7 @@ def test_reuse_after_free(config, arena_mb):
 
 
 def test_large_objects_reuse_one_region(arena_mb):
-    st = mod.make_state(mod.Config(), Heap(arena_mb << 20), 1)
-    addrs = set()
-    for _ in range(50):
-        a = mod.alloc(st, 0, 70_000, 0)
-        addrs.add(a)
-        mod.free(st, 0, a, 70_000, 0)
-    assert len(addrs) == 1 and st.counters[0, X_LARGE] == 1
-    assert mod.check(st) == []
+    check_large_objects_reuse_one_region(mod, 70_000, X_LARGE, arena_mb)
 
 
 def test_cache_bounded_during_a_random_sequence(arena_mb):
@@ -154,11 +143,4 @@ def test_oom_with_a_small_arena():
 
 @pytest.mark.parametrize("config", [mod.Config(), mod.Config(per_p_cache=False)])
 def test_oom_returns_null_and_recovers(config):
-    st = mod.make_state(config, Heap(1 << 20), 1)
-    got = []
-    while (a := mod.alloc(st, 0, 3000, 0)) >= 0:
-        got.append(a)
-    assert got and mod.alloc(st, 0, 3000, 0) == -1
-    assert mod.check(st) == []                       # no lock left held, accounting intact
-    mod.free(st, 0, got[-1], 3000, 0)
-    assert mod.alloc(st, 0, 3000, 0) == got[-1]
+    check_oom_returns_null_and_recovers(mod, config, 3000)

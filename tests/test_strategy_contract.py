@@ -15,19 +15,14 @@ from alloclab.workloads import generate
 from alloclab.workloads.trace import make_trace
 
 from reference import replay_addresses
+from strategy_checks import random_trace
 
 NAMES = strategies.kernel_names()
 REUSING = [n for n in NAMES if n not in ("bump",)]
 
 
-@pytest.fixture(scope="module")
-def small_trace():
-    return generate("random", procs=2, seed=7, ops=6000, dist="medium", live=300, cross_p=0.2)
-
-
-@pytest.fixture(scope="module")
-def threads_trace():
-    return generate("random", procs=4, seed=3, ops=8000, dist="small", live=200, cross_p=0.3)
+small_trace = random_trace(procs=2, seed=7, ops=6000, dist="medium", live=300, cross_p=0.2)
+threads_trace = random_trace(procs=4, seed=3, ops=8000, dist="small", live=200, cross_p=0.3)
 
 
 def _run(name, trace, arena_mb, **kw):
