@@ -95,38 +95,42 @@ def make_large_state(heap):
     return np.full(nbuckets, -1, np.int64), np.zeros(GL_LEN, np.int64)
 
 
+# The large path is called out of line from the inlined alloc and free: it is rare,
+# and inlining it would grow every replay loop. ``st`` is the caller's State: any
+# NamedTuple with the fields meta, arena64, large_head, gl and counters (bitmap's
+# and freelist's both have them; numba compiles one copy per State type).
 @kernel
-def large_alloc(meta, arena64, large_head, gl, counters, p, size, col_large_maps):
+def large_alloc(st, p, size, col_large_maps):
     """A region of heap_round(size) bytes: a freed one of that chunk count, else a fresh map."""
-    n = heap_round(meta, size)
-    b = n // meta[CHUNK]
-    spin_lock(gl, GL_LOCK, counters, p, LOCK_GLOBAL)
-    a = large_head[b]
+    n = heap_round(st.meta, size)
+    b = n // st.meta[CHUNK]
+    spin_lock(st.gl, GL_LOCK, st.counters, p, LOCK_GLOBAL)
+    a = st.large_head[b]
     if a >= 0:
-        large_head[b] = arena64[a >> 3]
-        gl[GL_LARGE_FREE] -= n
+        st.large_head[b] = st.arena64[a >> 3]
+        st.gl[GL_LARGE_FREE] -= n
     else:
-        a = heap_map(meta, n)
+        a = heap_map(st.meta, n)
         if a < 0:
-            spin_unlock(gl, GL_LOCK)
+            spin_unlock(st.gl, GL_LOCK)
             return -1
-        gl[GL_LARGE_MAPPED] += n
-        counters[p, col_large_maps] += 1
-    spin_unlock(gl, GL_LOCK)
-    counters[p, IN_USE] += n
+        st.gl[GL_LARGE_MAPPED] += n
+        st.counters[p, col_large_maps] += 1
+    spin_unlock(st.gl, GL_LOCK)
+    st.counters[p, IN_USE] += n
     return a
 
 
 @kernel
-def large_free(meta, arena64, large_head, gl, counters, p, addr, size):
-    n = heap_round(meta, size)
-    b = n // meta[CHUNK]
-    spin_lock(gl, GL_LOCK, counters, p, LOCK_GLOBAL)
-    arena64[addr >> 3] = large_head[b]
-    large_head[b] = addr
-    gl[GL_LARGE_FREE] += n
-    spin_unlock(gl, GL_LOCK)
-    counters[p, IN_USE] -= n
+def large_free(st, p, addr, size):
+    n = heap_round(st.meta, size)
+    b = n // st.meta[CHUNK]
+    spin_lock(st.gl, GL_LOCK, st.counters, p, LOCK_GLOBAL)
+    st.arena64[addr >> 3] = st.large_head[b]
+    st.large_head[b] = addr
+    st.gl[GL_LARGE_FREE] += n
+    spin_unlock(st.gl, GL_LOCK)
+    st.counters[p, IN_USE] -= n
 
 
 def check_large(meta, arena64, large_head, gl) -> tuple[list[str], int]:

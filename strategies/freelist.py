@@ -233,23 +233,13 @@ def _free_slow(st, p, c, addr):
         spin_unlock(st.cls, li)
 
 
-@kernel
-def _alloc_large(st, p, size):
-    return sc.large_alloc(st.meta, st.arena64, st.large_head, st.gl, st.counters, p, size, X_LARGE_MAPS)
-
-
-@kernel
-def _free_large(st, p, addr, size):
-    sc.large_free(st.meta, st.arena64, st.large_head, st.gl, st.counters, p, addr, size)
-
-
 # alloc and free are inlined into the executor's loop (numba IR inlining): as calls
 # they would copy the whole State (~90 words) onto the stack per op (docs/findings.md,
 # "Inlined kernels"). The slow paths stay out of line.
 @kernel(inline="always")
 def alloc(st, p, size, kind):
     if size > sc.MAX_SMALL:
-        return _alloc_large(st, p, size)
+        return sc.large_alloc(st, p, size, X_LARGE_MAPS)
     c = st.class_of[(size + 15) >> 4]
     n = st.ccount[p, c]
     if n == 0:
@@ -264,7 +254,7 @@ def alloc(st, p, size, kind):
 @kernel(inline="always")
 def free(st, p, addr, size, kind):
     if size > sc.MAX_SMALL:
-        _free_large(st, p, addr, size)
+        sc.large_free(st, p, addr, size)
         return
     c = st.class_of[(size + 15) >> 4]
     st.counters[p, IN_USE] -= st.class_size[c]
