@@ -175,6 +175,18 @@ def _unlink(w, b):
     w[(nxt + 16) >> 3] = prv
 
 
+@kernel(inline="always")
+def _take_place(w, old, b):
+    """Free block b takes free block ``old``'s list position (the list is in address order, so b must lie
+    between old's neighbours: the remainder of a split, or a freed block merging with the one above it)."""
+    nxt = w[(old + 8) >> 3]
+    prv = w[(old + 16) >> 3]
+    w[(b + 8) >> 3] = nxt
+    w[(b + 16) >> 3] = prv
+    w[(prv + 8) >> 3] = b
+    w[(nxt + 16) >> 3] = b
+
+
 @kernel
 def _map(st, need):
     """Map a growth step, or just ``need`` bytes when the step does not fit; (addr, bytes) or (-1, 0)."""
@@ -275,12 +287,7 @@ def alloc(st, p, size, kind):
         # hand out the front: the remainder, above it, takes over its list
         # position and stays at the heap top, where growth can merge with it
         r = b + n
-        nxt = w[(b + 8) >> 3]
-        prv = w[(b + 16) >> 3]
-        w[(r + 8) >> 3] = nxt
-        w[(r + 16) >> 3] = prv
-        w[(prv + 8) >> 3] = r
-        w[(nxt + 16) >> 3] = r
+        _take_place(w, b, r)
         _set_tags(w, r, s - n, 0)
         s = n
         st.counters[p, SPLITS] += 1
@@ -315,13 +322,7 @@ def free(st, p, addr, size, kind):
         _set_tags(w, pb, total, 0)  # pb keeps its list position
     elif next_free:
         # b takes over the next block's list position (same address order)
-        nb = b + s
-        nxt = w[(nb + 8) >> 3]
-        prv = w[(nb + 16) >> 3]
-        w[(b + 8) >> 3] = nxt
-        w[(b + 16) >> 3] = prv
-        w[(prv + 8) >> 3] = b
-        w[(nxt + 16) >> 3] = b
+        _take_place(w, b + s, b)
         _set_tags(w, b, s + (next_tag & SIZE_MASK), 0)
         st.counters[p, COALESCES] += 1
     else:
