@@ -85,54 +85,43 @@ def atomic_store(typingctx, arr, idx, val):
     return sig, codegen
 
 
-@intrinsic
-def poke_i64(typingctx, addr, val):
-    """Store an int64 at a raw process address (only the ``system`` strategy has those)."""
-    sig = types.void(types.int64, types.int64)
+def _raw_access(bits):
+    """(poke, peek) intrinsics for a ``bits``-wide integer at a raw process address (only the
+    ``system`` strategy has those; the executor writes and checks its objects through them).
 
-    def codegen(context, builder, signature, args):
-        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
-        builder.store(args[1], ptr, align=1)
-        return context.get_dummy_value()
+    poke stores the low ``bits`` of an int64, peek loads them and zero-extends to int64. Both
+    are ``align 1`` accesses: they assume nothing about the address.
+    """
+    ity = ir.IntType(bits)
 
-    return sig, codegen
+    @intrinsic
+    def poke(typingctx, addr, val):
+        sig = types.void(types.int64, types.int64)
 
+        def codegen(context, builder, signature, args):
+            ptr = builder.inttoptr(args[0], ity.as_pointer())
+            v = args[1] if bits == 64 else builder.trunc(args[1], ity)
+            builder.store(v, ptr, align=1)
+            return context.get_dummy_value()
 
-@intrinsic
-def peek_i64(typingctx, addr):
-    """Load an int64 from a raw process address."""
-    sig = types.int64(types.int64)
+        return sig, codegen
 
-    def codegen(context, builder, signature, args):
-        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
-        return builder.load(ptr, align=1)
+    @intrinsic
+    def peek(typingctx, addr):
+        sig = types.int64(types.int64)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            ptr = builder.inttoptr(args[0], ity.as_pointer())
+            v = builder.load(ptr, align=1)
+            return v if bits == 64 else builder.zext(v, ir.IntType(64))
 
+        return sig, codegen
 
-@intrinsic
-def poke_u8(typingctx, addr, val):
-    """Store one byte at a raw process address."""
-    sig = types.void(types.int64, types.int64)
-
-    def codegen(context, builder, signature, args):
-        ptr = builder.inttoptr(args[0], ir.IntType(8).as_pointer())
-        builder.store(builder.trunc(args[1], ir.IntType(8)), ptr)
-        return context.get_dummy_value()
-
-    return sig, codegen
+    return poke, peek
 
 
-@intrinsic
-def peek_u8(typingctx, addr):
-    """Load one byte (zero-extended) from a raw process address."""
-    sig = types.int64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        ptr = builder.inttoptr(args[0], ir.IntType(8).as_pointer())
-        return builder.zext(builder.load(ptr), ir.IntType(64))
-
-    return sig, codegen
+poke_i64, peek_i64 = _raw_access(64)
+poke_u8, peek_u8 = _raw_access(8)
 
 
 # Spins before the first sched_yield. 64 relaxed loads cost ~50-100 ns, about
