@@ -36,7 +36,14 @@ from alloclab.strategies._config import ConfigError
 
 BUILTIN_SUITES = ("quick", "full", "targets", "scaling")
 MATRIX_KEYS = {"strategies", "workloads", "procs", "modes", "configs"}
-SUITE_KEYS = {"name", "description", "reps", "seed", "arena_mb"}
+SUITE_KEYS = {"name", "description", "reps", "processes", "seed", "arena_mb", "pilot"}
+# A suite file that does not say: five fresh processes of one repetition each. Five is the
+# fewest whose exact U test can reach a Benjamini-Hochberg-adjusted 5% over a few dozen
+# cells (significance.min_p(5, 5) = 0.008); one repetition because the spread lives between
+# processes, not inside one (measure yours with `alloclab noise`).
+DEFAULT_PROCESSES = 5
+DEFAULT_REPS = 1
+MAX_PROCESSES = 100
 
 
 class SuiteError(ValueError):
@@ -66,12 +73,14 @@ class Cell:
 class Suite:
     name: str
     description: str
-    reps: int
+    reps: int              # repetitions per process, after that process's warm-up of the cell
     seed: int
     arena_mb: int
     cells: list[Cell] = field(default_factory=list)
     source: str = ""
     skipped: list[str] = field(default_factory=list)
+    processes: int = DEFAULT_PROCESSES   # fresh processes per cell: the samples of significance.py
+    pilot: dict[str, Any] = field(default_factory=dict)  # the measured variance split the counts came from
 
 
 def _suite_text(spec: str) -> tuple[str, str]:
@@ -86,7 +95,7 @@ def _suite_text(spec: str) -> tuple[str, str]:
         raise SuiteError(f"{spec}: cannot read suite ({e})") from None
 
 
-def load_suite(spec: str, reps: int | None = None, config_override=None) -> Suite:
+def load_suite(spec: str, reps: int | None = None, config_override=None, processes: int | None = None) -> Suite:
     text, source = _suite_text(spec)
     try:
         data = tomllib.loads(text)
@@ -102,8 +111,12 @@ def load_suite(spec: str, reps: int | None = None, config_override=None) -> Suit
     if extra:
         raise SuiteError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
     suite = Suite(name=str(head.get("name", Path(source).stem)), description=str(head.get("description", "")),
-                  reps=int(reps or head.get("reps", 3)), seed=int(head.get("seed", 0)),
-                  arena_mb=int(head.get("arena_mb", DEFAULT_ARENA_MB)), source=source)
+                  reps=int(reps or head.get("reps", DEFAULT_REPS)), seed=int(head.get("seed", 0)),
+                  arena_mb=int(head.get("arena_mb", DEFAULT_ARENA_MB)), source=source,
+                  processes=int(processes or head.get("processes", DEFAULT_PROCESSES)),
+                  pilot=dict(head.get("pilot", {})) if isinstance(head.get("pilot", {}), dict) else {})
+    if not 1 <= suite.processes <= MAX_PROCESSES:
+        raise SuiteError(f"{source}: processes {suite.processes} outside 1..{MAX_PROCESSES}")
     if not 1 <= suite.reps <= 1000:
         raise SuiteError(f"{source}: reps {suite.reps} outside 1..1000")
     if not 1 <= suite.arena_mb <= MAX_ARENA_MB:
@@ -189,86 +202,216 @@ def _make_trace(cell: Cell):
     return workloads.generate(cell.workload, procs=cell.procs, seed=cell.seed, scale=scale, **params)
 
 
+def measure_cell(cell: Cell, trace, *, reps: int, rep0: int, proc: int, run_id: str, check: bool, arena_mb: int,
+                 out_dir: Path) -> list[dict[str, Any]]:
+    """Warm up and measure one cell ``reps`` times in this process; its result rows
+    (repetitions numbered from ``rep0``, tagged with the process index ``proc``)."""
+    started = R.now_iso()
+    if isinstance(trace, Exception):
+        return [_error_row(run_id, started, cell, rep0, f"workload: {trace}", None, proc)]
+    stats = trace.stats()
+    rows = []
+    try:
+        res = runner.run_cell(cell.strategy, cell.config, trace, mode=cell.mode, reps=reps, check=check,
+                              arena_mb=arena_mb)
+        for rep, r in res:
+            rows.append(R.make_row(run_id=run_id, started_at=started, strategy=cell.strategy, config=cell.config,
+                                   workload=cell.workload, workload_params=dict(cell.wparams), seed=cell.seed,
+                                   procs=cell.procs, mode=cell.mode, rep=rep0 + rep, proc=proc, trace_stats=stats,
+                                   result=r, counters=runner.counters_dict(cell.strategy, r)))
+    except Exception as e:  # a crashing cell is a result too; the suite goes on
+        msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        rows.append(_error_row(run_id, started, cell, rep0, msg, stats, proc))
+        with (out_dir / "errors.log").open("a") as f:
+            f.write(f"{cell.label()} (process {proc})\n{traceback.format_exc()}\n")
+    return rows
+
+
+def _cell_id(cell: Cell) -> str:
+    return R.cell_id(dict(strategy=cell.strategy, config_hash=cell.config.config_hash(), workload=cell.workload,
+                          workload_json=json.dumps(cell.wparams, sort_keys=True, default=str), seed=cell.seed,
+                          procs=cell.procs, mode=cell.mode))
+
+
 def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool = True, log=print,
-              check: bool = False) -> dict[str, Any]:
-    """Run every missing cell of ``suite`` into ``out_dir``; returns a summary dict."""
+              check: bool = False, interleave: bool = True) -> dict[str, Any]:
+    """Run every missing (cell, process) pair of ``suite`` into ``out_dir``; returns a summary dict.
+
+    With ``suite.processes == 1`` the cells run in this process, one after the
+    other (fast, and what unit tests use; a comparison of such runs can only
+    say "~"). Otherwise each of the ``processes`` rounds is a fresh worker
+    process that runs every cell (rounds.py): forward, then backward in the
+    next round, unless ``interleave`` is off.
+    """
+    from alloclab.harness import rounds
+
     store = R.ResultsStore(out_dir, meta={"suite": suite.name, "suite_source": suite.source,
-                                          "description": suite.description, "reps": suite.reps})
-    done = store.done_cells() if resume else {}
+                                          "description": suite.description, "reps": suite.reps,
+                                          "processes": suite.processes, "pilot": suite.pilot})
     if not resume and store.parts():
         raise SuiteError(f"{out_dir} already holds results; pass --resume to complete it or choose another --out")
+    done = store.done_rounds() if resume else set()
     run_id = out_dir.name
-    todo = []
-    for cell in suite.cells:
-        probe = dict(strategy=cell.strategy, config_hash=cell.config.config_hash(), workload=cell.workload,
-                     workload_json=json.dumps(cell.wparams, sort_keys=True, default=str), seed=cell.seed,
-                     procs=cell.procs, mode=cell.mode)
-        have = done.get(R.cell_id(probe), 0)
-        if have < suite.reps:
-            todo.append((cell, have))
-    summary = dict(cells=len(suite.cells), skipped=len(suite.cells) - len(todo), ran=0, failed=0, rows=0)
-    if not todo:
+    # cells sorted by trace, so that consecutive cells share one trace in memory
+    order = sorted(range(len(suite.cells)), key=lambda i: (suite.cells[i].trace_key, suite.cells[i].strategy,
+                                                           suite.cells[i].mode))
+    ids = [_cell_id(c) for c in suite.cells]
+    plan = []
+    for rnd in range(suite.processes):
+        seq = [order[j] for j in rounds.round_order(len(order), rnd if interleave else 0)]
+        need = [i for i in seq if (ids[i], rnd) not in done and (ids[i], -1) not in done]
+        if need:
+            plan.append((rnd, need))
+    todo = sum(len(need) for _, need in plan)
+    summary = dict(cells=len(suite.cells), processes=suite.processes, skipped=len(suite.cells) * suite.processes - todo,
+                   ran=0, failed=0, rows=0)
+    if not plan:
         log(f"all {len(suite.cells)} cells of {suite.name} are already in {out_dir}")
         return summary
-    # group by trace so each trace is generated once
-    todo.sort(key=lambda ct: (ct[0].trace_key, ct[0].strategy, ct[0].mode))
-    total_ops_est = len(todo)
-    pbar = None
-    if progress:
-        from tqdm import tqdm
+    bar = Progress(todo, suite.name, enabled=progress)
 
-        pbar = tqdm(total=total_ops_est, unit="cell", desc=suite.name, dynamic_ncols=True,
-                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}] {postfix}")
-    traces: dict = {}
+    def record(rows, rows_written=None):
+        summary["ran"] += 1
+        summary["rows"] += len(rows) if rows_written is None else rows_written
+        if any(r["status"] != "ok" for r in rows):
+            summary["failed"] += 1
+            bad = rows[-1]
+            bar.write(f"  {bad['strategy']} x {bad['workload']} P{bad['procs']} {bad['mode']} (process {bad['proc']}): "
+                      f"{bad['status']}: {bad['error']}")
+
     try:
-        for cell, have in todo:
-            if pbar:
-                pbar.set_postfix_str(cell.label())
-            key = cell.trace_key
-            if key not in traces:
-                traces.clear()  # keep one trace in memory at a time (they are sorted by trace)
-                try:
-                    traces[key] = _make_trace(cell)
-                except (ValueError, OSError) as e:
-                    traces[key] = e
-            tr = traces[key]
-            started = R.now_iso()
-            rows = []
-            if isinstance(tr, Exception):
-                rows.append(_error_row(run_id, started, cell, 0, f"workload: {tr}", None))
-            else:
-                stats = tr.stats()
-                wparams = dict(cell.wparams)
-                try:
-                    res = runner.run_cell(cell.strategy, cell.config, tr, mode=cell.mode, reps=suite.reps - have,
-                                          check=check, arena_mb=suite.arena_mb)
-                    mod = strategies.get(cell.strategy)
-                    for rep, r in res:
-                        rows.append(R.make_row(run_id=run_id, started_at=started, strategy=cell.strategy,
-                                               config=cell.config, workload=cell.workload, workload_params=wparams,
-                                               seed=cell.seed, procs=cell.procs, mode=cell.mode, rep=have + rep,
-                                               trace_stats=stats, result=r,
-                                               counters=runner.counters_dict(mod, r)))
-                except Exception as e:  # a crashing cell is a result too; the suite goes on
-                    msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-                    rows.append(_error_row(run_id, started, cell, have, msg, stats))
-                    (out_dir / "errors.log").open("a").write(f"{cell.label()}\n{traceback.format_exc()}\n")
-            store.append(rows)
-            summary["ran"] += 1
-            summary["rows"] += len(rows)
-            if any(r["status"] != "ok" for r in rows):
-                summary["failed"] += 1
-                if pbar:
-                    pbar.write(f"  {cell.label()}: {rows[-1]['status']}: {rows[-1]['error']}")
-            if pbar:
-                pbar.update(1)
+        if suite.processes == 1:
+            traces: dict = {}
+            for rnd, need in plan:
+                for i in need:
+                    cell = suite.cells[i]
+                    bar.label(cell.label())
+                    if cell.trace_key not in traces:
+                        traces.clear()
+                        traces[cell.trace_key] = _try_make_trace(cell)
+                    rows = measure_cell(cell, traces[cell.trace_key], reps=suite.reps, rep0=rnd * suite.reps,
+                                        proc=rnd, run_id=run_id, check=check, arena_mb=suite.arena_mb,
+                                        out_dir=out_dir)
+                    store.append(rows)
+                    record(rows)
+                    bar.update()
+        else:
+            _run_rounds(suite, out_dir, plan, run_id, check, bar, store, record)
+            rounds.cleanup(out_dir)
     finally:
-        if pbar:
-            pbar.close()
+        bar.close()
     return summary
 
 
-def _error_row(run_id, started, cell: Cell, rep: int, msg: str, stats) -> dict[str, Any]:
+def _try_make_trace(cell: Cell):
+    try:
+        return _make_trace(cell)
+    except (ValueError, OSError) as e:
+        return e
+
+
+def _run_rounds(suite: Suite, out_dir: Path, plan, run_id: str, check: bool, bar, store, record) -> None:
+    """Each round in a fresh worker process (rounds.py); traces are made once, here."""
+    from alloclab.harness import rounds
+    from alloclab.workloads import trace as T
+
+    tfile: dict[int, str] = {}
+    for i in sorted({i for _, need in plan for i in need}, key=lambda i: suite.cells[i].trace_key):
+        cell = suite.cells[i]
+        path = rounds.trace_file(out_dir, cell.trace_key)
+        if not path.exists():
+            bar.label(f"trace {cell.workload}")
+            path.parent.mkdir(exist_ok=True)
+            tr = _try_make_trace(cell)
+            if isinstance(tr, Exception):
+                tfile[i] = ""
+                continue
+            T.save(tr, path)
+        tfile[i] = str(path)
+    for rnd, need in plan:
+        while need:
+            job = dict(round=rnd, out_dir=str(out_dir), run_id=run_id, reps=suite.reps, check=check,
+                       arena_mb=suite.arena_mb,
+                       cells=[(i, rounds.cell_to_json(suite.cells[i]), tfile.get(i, "")) for i in need])
+            state = {"current": None, "finished": set()}
+
+            def on_line(line: str, state=state):
+                kind, _, rest = line.partition(" ")
+                idx = int(rest.split(" ", 1)[0]) if rest else -1
+                if kind == "start":
+                    state["current"] = idx
+                    bar.label(f"{suite.cells[idx].label()} [process {rnd + 1}/{suite.processes}]")
+                elif kind == "done":
+                    state["finished"].add(idx)
+                    state["current"] = None
+                    status = rest.split(" ", 1)[1] if " " in rest else "ok"
+                    cell = suite.cells[idx]
+                    record([dict(status="ok" if status == "ok" else status.split(":", 1)[0],
+                                 error=status.split(": ", 1)[-1], strategy=cell.strategy, workload=cell.workload,
+                                 procs=cell.procs, mode=cell.mode, proc=rnd)], suite.reps)
+                    bar.update()
+
+            t0 = time.monotonic()
+            rc = rounds.run_round(out_dir, job, on_line)
+            rounds.record_round(out_dir, rnd, len(state["finished"]), time.monotonic() - t0)
+            crashed = state["current"]
+            if rc != 0 and crashed is not None:
+                cell = suite.cells[crashed]
+                rows = [_error_row(run_id, R.now_iso(), cell, rnd * suite.reps,
+                                   f"worker process died (exit {rc}) in this cell; see errors.log", None, rnd)]
+                store.append(rows)
+                record(rows)
+                bar.update()
+                state["finished"].add(crashed)
+            elif rc != 0:
+                raise SuiteError(f"round {rnd + 1}: worker process exited {rc} (see {out_dir / 'errors.log'})")
+            need = [i for i in need if i not in state["finished"]]
+
+
+class Progress:
+    """A progress bar on a terminal; elsewhere (a log, CI) one plain line every 10 s or so."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True, every_s: float = 10.0):
+        import sys
+
+        self.total, self.n, self.desc, self.every = total, 0, desc, every_s
+        self.enabled = enabled
+        self.pbar = None
+        self.t0 = self.last = time.monotonic()
+        self.current = ""
+        self._err = sys.stderr
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.pbar = tqdm(total=total, unit="cell", desc=desc, dynamic_ncols=True, file=sys.stderr,
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}] {postfix}")
+
+    def label(self, text: str) -> None:
+        self.current = text
+        if self.pbar:
+            self.pbar.set_postfix_str(text)
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        if self.pbar:
+            self.pbar.update(k)
+        elif self.enabled and (time.monotonic() - self.last >= self.every or self.n == self.total):
+            self.last = time.monotonic()
+            print(f"{self.desc}: {self.n}/{self.total} cells, {self.last - self.t0:.0f} s ({self.current})",
+                  file=self._err, flush=True)
+
+    def write(self, text: str) -> None:
+        if self.pbar:
+            self.pbar.write(text)
+        else:
+            print(text, file=self._err, flush=True)
+
+    def close(self) -> None:
+        if self.pbar:
+            self.pbar.close()
+
+
+def _error_row(run_id, started, cell: Cell, rep: int, msg: str, stats, proc: int = 0) -> dict[str, Any]:
     class _Failed:
         status = "error"
         error = msg
@@ -280,4 +423,4 @@ def _error_row(run_id, started, cell: Cell, rep: int, msg: str, stats) -> dict[s
     stats = stats or dict(ops=0, peak_live_bytes=0)
     return R.make_row(run_id=run_id, started_at=started, strategy=cell.strategy, config=cell.config,
                       workload=cell.workload, workload_params=dict(cell.wparams), seed=cell.seed, procs=cell.procs,
-                      mode=cell.mode, rep=rep, trace_stats=stats, result=_Failed(), counters={})
+                      mode=cell.mode, rep=rep, proc=proc, trace_stats=stats, result=_Failed(), counters={})

@@ -12,7 +12,14 @@ def add_commands(sub, parser_class) -> None:
 
     s = sub.add_parser("bench", help="run a suite of cells into a results folder")
     s.add_argument("--suite", default="quick", help="quick, full, targets, scaling, or a suite TOML file")
-    s.add_argument("--reps", type=_positive_int, help="repetitions per cell (overrides the suite)")
+    s.add_argument("--reps", type=_positive_int,
+                   help="timed repetitions per cell in each process, after its warm-up (default: the suite's, else 1)")
+    s.add_argument("--processes", type=_positive_int,
+                   help="fresh processes per cell; each is one sample for compare's significance test "
+                        "(default: the suite's, else 5; 1 runs everything in this process and compare can only say ~)")
+    s.add_argument("--no-interleave", dest="interleave", action="store_false",
+                   help="run the cells in the same order in every process (default: forward, then backward, "
+                        "so drift reaches every cell alike)")
     s.add_argument("--out", help="results folder (default results/<run-id>)")
     s.add_argument("--resume", action="store_true", help="complete an interrupted run folder (--out)")
     s.add_argument("--config", action="append", metavar="STRATEGY=FILE.toml",
@@ -28,10 +35,39 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("--baseline", default="bump", help="strategy that times are quoted against")
     s.set_defaults(fn=cmd_report)
 
-    s = sub.add_parser("compare", help="per-cell ratios of NEW against OLD with significance")
+    s = sub.add_parser("noise", help="an A/A of a suite: each cell's spread, what it can detect, false positives",
+                       epilog="example: alloclab noise --suite quick --processes 6")
+    s.add_argument("--suite", default="quick", help="suite name or TOML file (default quick)")
+    s.add_argument("--processes", type=_positive_int, default=None,
+                   help="processes per half (default: the suite's); the run uses twice as many, interleaved")
+    s.add_argument("--reps", type=_positive_int, help="repetitions per process (default: the suite's)")
+    s.add_argument("--out", help="results folder (default results/<run-id>-noise); kept, so it can be reported")
+    s.add_argument("--from", dest="from_dir", metavar="RUN_DIR",
+                   help="analyse this existing run folder instead of running (4 or more processes)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_noise)
+
+    s = sub.add_parser("ab", help="compare two configs or strategies properly: interleaved (ABBA) processes, "
+                                  "then a verdict per workload",
+                       epilog="examples: alloclab ab go go:tuned.toml -w web --scale 0.05\n"
+                              "          alloclab ab freelist bitmap -w random -w tiny --processes 8")
+    s.add_argument("a", metavar="A", help="STRATEGY or STRATEGY:CONFIG.toml")
+    s.add_argument("b", metavar="B", help="STRATEGY or STRATEGY:CONFIG.toml")
+    s.add_argument("-w", "--workload", action="append", required=True, help="workload (repeatable)")
+    s.add_argument("--scale", type=float, default=0.05, help="workload size factor (default 0.05)")
+    s.add_argument("--procs", type=_positive_int, default=1, help="number of Ps (default 1)")
+    s.add_argument("--mode", choices=("serial", "threads"), default="serial")
+    s.add_argument("--processes", type=_positive_int, default=8, help="processes, each running A and B (default 8)")
+    s.add_argument("--reps", type=_positive_int, default=1, help="repetitions per process and side (default 1)")
+    s.add_argument("--out", help="results folder (default results/<run-id>-ab)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_ab)
+
+    s = sub.add_parser("compare", help="per-cell verdicts of NEW against OLD: slower, faster or ~ (cannot tell)")
     s.add_argument("old")
     s.add_argument("new")
-    s.add_argument("--fail", metavar="STAT:PCT", help="exit 1 when a cell regresses beyond this, e.g. min:5%% or median:10%%")
+    s.add_argument("--fail", metavar="STAT:PCT", help="exit 1 when a cell is significantly slower and its STAT ratio exceeds 1 + PCT, "
+                        "e.g. min:5%% or median:10%% (default: never fail)")
     s.set_defaults(fn=cmd_compare)
 
 
@@ -51,7 +87,8 @@ def cmd_bench(args) -> int:
     from alloclab.harness import bench, results
 
     try:
-        suite = bench.load_suite(args.suite, reps=args.reps, config_override=_tuned_configs(args.config))
+        suite = bench.load_suite(args.suite, reps=args.reps, config_override=_tuned_configs(args.config),
+                                 processes=args.processes)
     except bench.SuiteError as e:
         raise UsageError(str(e)) from None
     for why in suite.skipped:
@@ -63,18 +100,21 @@ def cmd_bench(args) -> int:
         raise UsageError(f"--resume: {out} does not exist")
     try:
         results.ResultsStore(out, meta={"suite": suite.name, "suite_source": suite.source,
-                                        "description": suite.description, "reps": suite.reps})
+                                        "description": suite.description, "reps": suite.reps,
+                                        "processes": suite.processes, "pilot": suite.pilot})
     except OSError as e:
         raise UsageError(str(e)) from None
     try:
-        print(f"suite {suite.name}: {len(suite.cells)} cells x {suite.reps} reps -> {out}", file=sys.stderr)
+        print(f"suite {suite.name}: {len(suite.cells)} cells x {suite.processes} processes x {suite.reps} reps "
+              f"-> {out}", file=sys.stderr)
         summary = bench.run_suite(suite, out, resume=args.resume, progress=not args.no_progress,
-                                  check=args.check)
+                                  check=args.check, interleave=args.interleave)
     except bench.SuiteError as e:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(str(e)) from None
-    print(f"{summary['ran']} cells run ({summary['skipped']} already done, {summary['failed']} failed); results in {out}")
+    print(f"{summary['ran']} cell runs ({summary['cells']} cells x {summary['processes']} processes; "
+          f"{summary['skipped']} already done, {summary['failed']} failed); results in {out}")
     if args.report:
         from alloclab.harness import report
 
@@ -120,4 +160,81 @@ def cmd_compare(args) -> int:
         for r in regressions:
             print(f"  {r}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_noise(args) -> int:
+    from alloclab.harness import bench, noise, results
+
+    if args.from_dir:
+        run = Path(args.from_dir)
+        if not run.is_dir():
+            raise UsageError(f"--from {run}: not a results folder")
+    else:
+        try:
+            suite = bench.load_suite(args.suite, reps=args.reps, processes=args.processes)
+        except bench.SuiteError as e:
+            raise UsageError(str(e)) from None
+        suite.processes *= 2
+        run = Path(args.out) if args.out else Path("results") / results.new_run_id(f"{suite.name}-noise")
+        print(f"noise: {len(suite.cells)} cells x {suite.processes} processes (two interleaved halves) "
+              f"x {suite.reps} reps -> {run}", file=sys.stderr)
+        try:
+            bench.run_suite(suite, run, progress=not args.no_progress)
+        except (bench.SuiteError, OSError) as e:
+            raise UsageError(str(e)) from None
+    try:
+        table, summary = noise.noise_table(run)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    if summary["processes"] < 4:
+        raise UsageError(f"{run}: {summary['processes']} process(es); an A/A split needs 4 or more")
+    print(noise.format_noise(table, summary))
+    return 0
+
+
+def _ab_side(spec: str):
+    from alloclab import strategies
+    from alloclab.harness.cli import load_config
+
+    name, _, cfg = spec.partition(":")
+    try:
+        mod = strategies.get(name)
+    except (strategies.UnknownStrategy, strategies.UnavailableStrategy) as e:
+        raise UsageError(str(e)) from None
+    return name, (load_config(name, cfg) if cfg else mod.Config())
+
+
+def cmd_ab(args) -> int:
+    from alloclab import workloads
+    from alloclab.harness import bench, noise, results
+
+    (sa, ca), (sb, cb) = _ab_side(args.a), _ab_side(args.b)
+    if sa == sb and ca == cb:
+        raise UsageError(f"A and B are the same ({args.a}); that is an A/A test: use alloclab noise")
+    for w in args.workload:
+        try:
+            workloads.get(w)
+        except workloads.UnknownWorkload as e:
+            raise UsageError(str(e)) from None
+    if not 0 < args.scale <= 1000:
+        raise UsageError(f"--scale {args.scale}: outside (0, 1000]")
+    suite = bench.Suite(name="ab", description=f"{args.a} against {args.b}", reps=args.reps, seed=1,
+                        arena_mb=bench.DEFAULT_ARENA_MB, processes=args.processes)
+    for w in args.workload:
+        for s, c in ((sa, ca), (sb, cb)):
+            suite.cells.append(bench.Cell(s, c, w, {"scale": args.scale}, args.procs, args.mode, 1))
+    run = Path(args.out) if args.out else Path("results") / results.new_run_id("ab")
+    print(f"ab: {args.a} against {args.b} on {', '.join(args.workload)}: {args.processes} processes x "
+          f"{args.reps} reps, ABBA -> {run}", file=sys.stderr)
+    try:
+        bench.run_suite(suite, run, progress=not args.no_progress)
+    except (bench.SuiteError, OSError) as e:
+        raise UsageError(str(e)) from None
+    ha, hb = ca.config_hash(), cb.config_hash()
+    table = noise.ab_table(run, "A", "B", lambda g: (g["strategy"] == sa) & (g["config_hash"] == ha),
+                           lambda g: (g["strategy"] == sb) & (g["config_hash"] == hb))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"(B/A ratio of medians; verdict from Mann-Whitney U on process-level samples, Benjamini-Hochberg "
+          f"across workloads; mde_pct: the smallest change detectable here; A = {args.a}, B = {args.b})")
     return 0

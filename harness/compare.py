@@ -1,48 +1,99 @@
-"""``alloclab compare OLD NEW``: per-cell time ratios with significance.
+"""``alloclab compare OLD NEW``: per-cell verdicts that survive an A/A test.
 
 Cells are matched by ``cell_id`` (strategy, config, workload and parameters,
-seed, procs, mode). A cell regresses when NEW/OLD of the chosen statistic
-exceeds 1 + threshold *and* the 95% bootstrap interval of the ratio of
-medians excludes 1, so noise alone does not fail a build.
+seed, procs, mode). Each side's samples are its process-level values (the
+median of each process's repetitions: significance.py says why), compared
+with a Mann-Whitney U test, the p-values adjusted across all the matched
+cells with Benjamini-Hochberg. A cell's verdict is "slower", "faster" or "~"
+(cannot tell), printed with the smallest change it could have detected at
+the samples taken. ``--fail STAT:PCT`` fails only on a cell that is
+"slower" *and* whose STAT ratio exceeds 1 + PCT/100: noise alone never
+fails a build, and neither does a real change too small to matter.
+
+A reference strategy (bump, whose replay is the harness's own loop) is
+reported apart as drift: it did not change between the runs, so how far it
+moved is how far the machine moved.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alloclab.harness import results as R
-from alloclab.harness import stats as S
+from alloclab.harness import significance as sig
 
 _STAT = {"min": np.min, "median": np.median, "mean": np.mean}
+REFERENCE = "bump"
 
 
-def compare_runs(old: Path, new: Path, stat: str = "median", fail_pct: float | None = None):
-    a = R.load([old])
-    b = R.load([new])
+def process_samples(df: pd.DataFrame, cid: str) -> np.ndarray:
+    g = df[df["cell_id"] == cid]
+    return sig.process_samples(g["ns_per_op"].to_numpy(), g["proc"].to_numpy())
+
+
+def compare_frames(a: pd.DataFrame, b: pd.DataFrame, stat: str = "median", fail_pct: float | None = None,
+                   alpha: float = sig.ALPHA):
+    """(table DataFrame, regressions, notes) for two results frames."""
     a, b = a[a["status"] == "ok"], b[b["status"] == "ok"]
     common = sorted(set(a["cell_id"]) & set(b["cell_id"]))
     if not common:
-        raise ValueError(f"{old} and {new} have no cells in common")
-    rows, regressions = [], []
+        raise ValueError("the two runs have no cells in common")
     f = _STAT[stat]
-    for cid in common:
-        x = a.loc[a["cell_id"] == cid, "ns_per_op"].to_numpy()
-        y = b.loc[b["cell_id"] == cid, "ns_per_op"].to_numpy()
-        r, lo, hi = S.ratio_ci(y, x)
-        ratio = float(f(y) / f(x))
-        sig = S.significant(lo, hi)
+    pairs = [(process_samples(a, cid), process_samples(b, cid)) for cid in common]
+    verdicts = sig.verdicts(pairs, alpha=alpha)
+    rows, regressions, drift = [], [], []
+    for cid, (x, y), v in zip(common, pairs, verdicts):
         strat, _, wl, wj, seed, procs, mode = cid.split("|", 6)
         name = f"{strat} x {wl} P{procs} {mode}"
-        rows.append(dict(cell=name, old_ns=float(f(x)), new_ns=float(f(y)), ratio=ratio, ci=f"[{lo:.3f}, {hi:.3f}]",
-                         significant=sig))
-        if fail_pct is not None and ratio > 1 + fail_pct / 100 and sig:
-            regressions.append(f"{name}: {ratio:.3f}x ({stat}), 95% interval {lo:.3f}-{hi:.3f}")
-    df = pd.DataFrame(rows)
-    with pd.option_context("display.max_rows", None, "display.width", 160):
-        table = df.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+        xs = a.loc[a["cell_id"] == cid, "ns_per_op"].to_numpy()
+        ys = b.loc[b["cell_id"] == cid, "ns_per_op"].to_numpy()
+        ratio = float(f(ys) / f(xs))
+        rows.append(dict(cell=name, cell_id=cid, old_ns=float(f(xs)), new_ns=float(f(ys)), ratio=ratio, verdict=v.verdict,
+                         p=v.p, q=v.q, mde_pct=100 * v.mde, cv_pct=100 * v.cv, n=f"{v.n_old}/{v.n_new}",
+                         significant=v.significant))
+        if strat == REFERENCE:
+            drift.append(v.ratio)
+        if fail_pct is not None and v.verdict == "slower" and ratio > 1 + fail_pct / 100:
+            regressions.append(f"{name}: {ratio:.3f}x ({stat}), slower (q = {v.q:.3g}, "
+                               f"{v.n_old} vs {v.n_new} processes)")
+    notes = []
+    n_min = min(min(v.n_old, v.n_new) for v in verdicts)
+    if n_min < 5:
+        notes.append(f"only {n_min} process-level sample(s) on a side: cells with fewer than 4 a side can only say ~ "
+                     f"(run bench with --processes 5 or more)")
+    if drift:
+        notes.append(f"reference drift ({REFERENCE}, unchanged code): median ratio {np.median(drift):.3f} over "
+                     f"{len(drift)} cell(s)")
     only = len(set(a["cell_id"]) ^ set(b["cell_id"]))
     if only:
-        table += f"\n({only} cell(s) in only one of the runs were skipped)"
-    return table, regressions
+        notes.append(f"{only} cell(s) in only one of the runs were skipped")
+    return pd.DataFrame(rows), regressions, notes
+
+
+def format_table(df: pd.DataFrame) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return "inf" if math.isinf(v) else f"{v:.3f}"
+        return str(v)
+
+    show = df.drop(columns=["significant", "cell_id"])
+    show = show.assign(p=show["p"].map(lambda v: f"{v:.3g}"), q=show["q"].map(lambda v: f"{v:.3g}"),
+                       mde_pct=show["mde_pct"].map(lambda v: "-" if math.isinf(v) else f"{v:.1f}"),
+                       cv_pct=show["cv_pct"].map(lambda v: "-" if math.isnan(v) else f"{v:.1f}"))
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        return show.to_string(index=False, float_format=fmt)
+
+
+def compare_runs(old: Path, new: Path, stat: str = "median", fail_pct: float | None = None):
+    """(printable table, regressions) for two run folders."""
+    df, regressions, notes = compare_frames(R.load([old]), R.load([new]), stat=stat, fail_pct=fail_pct)
+    flagged = int(df["significant"].sum())
+    lines = [format_table(df), "",
+             f"{flagged} of {len(df)} cells differ (Mann-Whitney U on process-level samples, "
+             f"Benjamini-Hochberg q < {sig.ALPHA}); mde_pct: the smallest change each cell could detect "
+             f"(80% power); ~: cannot tell"]
+    lines += [f"({n})" for n in notes]
+    return "\n".join(lines), regressions

@@ -22,6 +22,7 @@ import pandas as pd
 
 from alloclab.harness import results as R
 from alloclab.harness.atomic_file import atomic_write
+from alloclab.harness import significance as sig
 from alloclab.harness import stats as S
 
 CELL = ["strategy", "config_hash", "workload", "workload_json", "procs", "mode"]
@@ -79,24 +80,36 @@ def _workload_label(df: pd.DataFrame) -> pd.Series:
 
 
 def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """One row per cell: medians, intervals and the ratio to the baseline on the same workload/procs/mode."""
+    """One row per cell: medians, intervals and the ratio to the baseline on the same workload/procs/mode.
+
+    A cell's samples are its process-level values (the median of each process's
+    repetitions; significance.py says why). ``significant`` is the verdict of a
+    Mann-Whitney U test against the baseline's cell, Benjamini-Hochberg-adjusted
+    across the report's cells, the rule ``alloclab compare`` uses; ``cv_pct`` is
+    the spread between processes and ``mde_pct`` the smallest change against the
+    baseline that the cell can detect.
+    """
     ok = df[df["status"] == "ok"].copy()
+    if "proc" not in ok.columns:
+        ok["proc"] = 0
     rows = []
     for key, g in ok.groupby(CELL + ["label", "wlabel"], sort=False):
-        med, lo, hi = S.median_ci(g["ns_per_op"])
-        rows.append(dict(zip(CELL + ["label", "wlabel"], key), reps=len(g), ns_per_op=med, ns_lo=lo, ns_hi=hi,
+        samples = sig.process_samples(g["ns_per_op"].to_numpy(), g["proc"].to_numpy())
+        med, lo, hi = S.median_ci(samples)
+        rows.append(dict(zip(CELL + ["label", "wlabel"], key), reps=len(g), processes=len(samples), ns_per_op=med,
+                         ns_lo=lo, ns_hi=hi,
                          ops_per_ms=1e6 / med if med else np.nan,
                          overhead=float(g["overhead"].median()), peak_mapped_mb=g["peak_mapped_bytes"].median() / 2**20,
                          peak_live_mb=g["peak_live_bytes"].median() / 2**20,
                          internal_frag=float(g["internal_frag"].median()),
                          fast_path_rate=float(g["fast_path_rate"].median()),
                          locks_per_kop=float(((g["lock_central"] + g["lock_global"]) / g["ops"] * 1000).median()),
-                         contended=int(g["contended"].median()), _samples=g["ns_per_op"].to_numpy()))
+                         contended=int(g["contended"].median()), _samples=samples))
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    ratios = []
-    for _, r in out.iterrows():
+    ratios, pairs, tested = [], [], []
+    for i, r in out.iterrows():
         b = out[(out["strategy"] == baseline) & (out["workload"] == r["workload"]) &
                 (out["workload_json"] == r["workload_json"]) & (out["procs"] == r["procs"]) & (out["mode"] == r["mode"])]
         if r["label"] == baseline:
@@ -105,8 +118,15 @@ def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
             ratios.append((np.nan, np.nan, np.nan))
         else:
             ratios.append(S.ratio_ci(r["_samples"], b.iloc[0]["_samples"]))
+            pairs.append((b.iloc[0]["_samples"], r["_samples"]))
+            tested.append(i)
     out["rel_time"], out["rel_lo"], out["rel_hi"] = zip(*ratios)
-    out["significant"] = [S.significant(lo, hi) for lo, hi in zip(out["rel_lo"], out["rel_hi"])]
+    out["significant"] = False
+    out["cv_pct"] = [100 * sig.log_sigma(s) for s in out["_samples"]]
+    out["mde_pct"] = np.nan
+    for i, v in zip(tested, sig.verdicts(pairs)):
+        out.loc[i, "significant"] = v.significant
+        out.loc[i, "mde_pct"] = 100 * v.mde
     return out
 
 
@@ -346,8 +366,8 @@ def _fmt(x, digits=2):
 
 
 def _cells_table(summary: pd.DataFrame) -> pd.DataFrame:
-    cols = ["label", "wlabel", "procs", "mode", "reps", "ns_per_op", "ns_lo", "ns_hi", "rel_time", "rel_lo", "rel_hi",
-            "significant", "ops_per_ms", "overhead", "peak_mapped_mb", "internal_frag", "fast_path_rate",
+    cols = ["label", "wlabel", "procs", "mode", "processes", "reps", "ns_per_op", "ns_lo", "ns_hi", "rel_time", "rel_lo",
+            "rel_hi", "significant", "cv_pct", "mde_pct", "ops_per_ms", "overhead", "peak_mapped_mb", "internal_frag", "fast_path_rate",
             "locks_per_kop", "contended"]
     return summary[cols].sort_values(["mode", "wlabel", "procs", "ns_per_op"]).rename(columns={"wlabel": "workload"})
 
@@ -549,8 +569,11 @@ def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), 
            "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:1em 0}"
            ".meta{color:#555;font-size:13px}h2{border-bottom:1px solid #ddd;padding-bottom:4px}")
     body = [f"<h1>alloclab report</h1><p>Baseline: <code>{html.escape(baseline)}</code> {html.escape(note)}. "
-            "Times are medians over repetitions with 95% bootstrap intervals; a difference is significant when "
-            "the interval of the ratio excludes 1.</p>"]
+            "Each cell's samples come from separate processes (the median of each process's repetitions); "
+            "times are medians of those with 95% bootstrap intervals. A cell differs significantly from the "
+            "baseline when a Mann-Whitney U test on the process-level samples says so after Benjamini-Hochberg "
+            "adjustment across the cells (q &lt; 0.05), the rule of <code>alloclab compare</code>; cv_pct is the "
+            "spread between processes and mde_pct the smallest change the cell can detect (80% power).</p>"]
     body.append("<h2>Machine and commit</h2><ul class='meta'>")
     for m in metas:
         body.append("<li>" + html.escape(

@@ -21,12 +21,14 @@ from typing import Any, Iterable
 
 from alloclab.harness.atomic_file import atomic_path, atomic_write
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# v2: ``proc``, the index of the process a row was measured in (significance.py takes one
+# sample per process); v1 rows all came from one process and migrate as proc 0.
 
 COLUMNS = [
     "schema_version", "run_id", "started_at", "host", "cpu_model", "cores", "git_commit",
     "alloclab_version", "numba_version", "strategy", "config_hash", "config_json", "workload",
-    "workload_json", "seed", "procs", "mode", "rep", "ops", "allocs", "frees", "wall_s", "ns_per_op",
+    "workload_json", "seed", "procs", "mode", "rep", "proc", "ops", "allocs", "frees", "wall_s", "ns_per_op",
     "peak_live_bytes", "peak_mapped_bytes", "overhead", "internal_frag", "fast_path_rate",
     "lock_local", "lock_central", "lock_global", "contended", "status", "error",
     "refills", "spins", "per_p_wall_json", "counters_json", "cell_id",
@@ -87,7 +89,7 @@ def new_run_id(prefix: str = "run") -> str:
 
 
 def make_row(*, run_id, started_at, strategy, config, workload, workload_params, seed, procs, mode, rep,
-             trace_stats, result, counters: dict[str, int]) -> dict[str, Any]:
+             trace_stats, result, counters: dict[str, int], proc: int = 0) -> dict[str, Any]:
     """Build one result row from a RunResult (runner) and the trace's statistics."""
     m = machine()
     ops = int(trace_stats["ops"])
@@ -102,7 +104,7 @@ def make_row(*, run_id, started_at, strategy, config, workload, workload_params,
         alloclab_version=m["alloclab_version"], numba_version=m["numba_version"],
         strategy=strategy, config_hash=config.config_hash(), config_json=config.to_json(),
         workload=workload, workload_json=json.dumps(workload_params, sort_keys=True, default=str),
-        seed=int(seed), procs=int(procs), mode=mode, rep=int(rep), ops=ops, allocs=int(allocs), frees=int(frees),
+        seed=int(seed), procs=int(procs), mode=mode, rep=int(rep), proc=int(proc), ops=ops, allocs=int(allocs), frees=int(frees),
         wall_s=float(result.wall_s) if ok else float("nan"),
         ns_per_op=float(result.wall_s) * 1e9 / max(ops, 1) if ok else float("nan"),
         peak_live_bytes=peak_live, peak_mapped_bytes=int(result.peak_mapped_bytes),
@@ -173,23 +175,24 @@ class ResultsStore:
                 pass
         return path
 
-    def done_cells(self) -> dict[str, int]:
-        """cell_id -> repetitions already on disk (for --resume). A cell that
-        failed (oom, check, error) counts as complete: it is a result, and
-        running it again would only fail again."""
+    def done_rounds(self) -> set[tuple[str, int]]:
+        """(cell_id, proc) pairs already on disk (for --resume), and (cell_id, -1) for a
+        cell that failed (oom, check, error): a failure is a result, and running it in
+        another process would only fail again."""
         if not self.parts():
-            return {}
+            return set()
         df = load([self.dir])
-        out = {}
-        for cid, g in df.groupby("cell_id"):
-            out[cid] = 10**9 if (g["status"] != "ok").any() else int(g["rep"].nunique())
+        out = set(zip(df["cell_id"], df["proc"].astype(int)))
+        out |= {(cid, -1) for cid in df.loc[df["status"] != "ok", "cell_id"]}
         return out
 
 
 def _migrate(df, version: int):
-    """Bring a frame written with an older schema to SCHEMA_VERSION (none yet: v1 is the first)."""
+    """Bring a frame written with an older schema to SCHEMA_VERSION."""
     if version > SCHEMA_VERSION:
         raise ValueError(f"results schema {version} is newer than this alloclab reads ({SCHEMA_VERSION})")
+    if version < 2:
+        df = df.assign(proc=0, schema_version=SCHEMA_VERSION)
     return df
 
 

@@ -27,6 +27,8 @@ from alloclab.strategies._descriptor import Strategy  # noqa: E402
 # docs/adding-a-strategy.md's worked example: one module and one registry line, and the shared
 # suites (tests/test_strategy_contract.py and every test parametrised by kernel_names()) run it.
 POW2 = strategies.register(Strategy("pow2", "teststrategies.pow2", "power-of-two classes, a LIFO free list per class and P"))
+# the statistics tests' injected slowdown (tests/test_noise.py); not part of the contract suites
+DELAYED = Strategy("delayed", "teststrategies.delayed", "bump with a fixed busy delay per op (test-only)")
 
 
 @pytest.fixture(scope="session")

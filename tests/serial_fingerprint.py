@@ -32,7 +32,8 @@ WORKLOADS = [
 ]
 # what varies between runs of the same code: clocks, ids, the machine
 VOLATILE = {"wall_s", "ns_per_op", "started_at", "run_id", "host", "cpu_model", "cores", "git_commit",
-            "alloclab_version", "numba_version", "ops_per_ms", "per_p_wall_s", "per_p_wall_json"}
+            "alloclab_version", "numba_version", "ops_per_ms", "per_p_wall_s", "per_p_wall_json",
+            "schema_version", "proc"}  # the last two: bookkeeping of the results schema, not measurements
 
 
 def cell(argv: list[str]) -> dict:

@@ -19,6 +19,7 @@ from alloclab.harness.cli import main
 SUITE = """
 [suite]
 name = "tiny-suite"
+processes = 1
 reps = 2
 seed = 3
 arena_mb = 256
@@ -63,7 +64,7 @@ def test_resume_on_a_complete_run_runs_nothing(run_dir, suite_file, capsys):
     before = len(list(run_dir.glob("part-*.parquet")))
     assert main(["bench", "--suite", str(suite_file), "--out", str(run_dir), "--resume", "--no-progress"]) == 0
     assert len(list(run_dir.glob("part-*.parquet"))) == before
-    assert "0 cells run (14 already done" in capsys.readouterr().out
+    assert "14 already done, 0 failed" in capsys.readouterr().out
 
 
 def test_bench_refuses_to_overwrite_without_resume(run_dir, suite_file, capsys):
@@ -93,9 +94,10 @@ def test_bad_suites(tmp_path, text, msg, capsys):
 
 
 def test_kill_mid_suite_then_resume(tmp_path):
-    """SIGKILL a bench after its first cells land: finished cells are intact and --resume completes it exactly."""
+    """SIGKILL a bench after its first cells land: finished cells are intact, its worker process dies
+    with it, and --resume completes it exactly."""
     suite = tmp_path / "k.toml"
-    suite.write_text("[suite]\nreps = 2\narena_mb = 256\n[[matrix]]\nstrategies = ['bump', 'freelist', 'bitmap', 'naive']\n"
+    suite.write_text("[suite]\nprocesses = 2\nreps = 1\narena_mb = 256\n[[matrix]]\nstrategies = ['bump', 'freelist', 'bitmap', 'naive']\n"
                      "workloads = [{name='random', ops=60000}, {name='random', ops=60000, dist='medium'}]\n")
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "alloclab.harness.cli", "bench", "--suite", str(suite), "--out", str(out), "--no-progress"]
@@ -105,7 +107,10 @@ def test_kill_mid_suite_then_resume(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    time.sleep(1.0)  # a worker that outlived its parent would go on adding parts
     parts = list(out.glob("part-*.parquet"))
+    time.sleep(2.0)
+    assert sorted(out.glob("part-*.parquet")) == sorted(parts), "a worker outlived the killed bench"
     assert parts, "no cell finished before the kill"
     df = results.load([out])  # every part on disk is whole
     done = set(df["cell_id"])
@@ -181,9 +186,12 @@ def test_compare_same_and_regressed(run_dir, tmp_path, capsys):
         df.loc[df["strategy"] == "freelist", "ns_per_op"] *= 3
         df.to_parquet(part, index=False)
     capsys.readouterr()
-    assert main(["compare", str(run_dir), str(slow), "--fail", "median:5%"]) == 1
-    err = capsys.readouterr().err
-    assert "freelist" in err and "regressed" in err
+    # this run's repetitions all come from one process: however large the change, compare cannot
+    # tell it from the spread between processes, so it says ~ and does not fail (a 3x slowdown
+    # measured in separate processes fails it: tests/test_noise.py)
+    assert main(["compare", str(run_dir), str(slow), "--fail", "median:5%"]) == 0
+    out = capsys.readouterr().out
+    assert "0 of 14 cells differ" in out and "process-level sample" in out
     assert main(["compare", str(run_dir), str(slow), "--fail", "bogus"]) == 2
 
 
