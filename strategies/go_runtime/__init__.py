@@ -2,7 +2,13 @@
 
 Design. Not a numba kernel: ``run_external`` writes the trace in a binary
 form (a 64-byte header + the columns as little-endian arrays, see
-goreplay/main.go beside this file), runs ``goreplay``, a small Go program (standard
+goreplay/main.go beside this file) that goreplay maps read-only, so the
+columns are off the Go heap (not scanned, not in the GC's heap goal, not in
+the figures). The writer renumbers objects into slots (``assign_slots``): a
+slot is taken at an object's alloc and given back at its free, so goreplay's
+slot table (its roots, 8 B a slot, on the Go heap because it holds the live
+objects' pointers) has the trace's peak live object count, not one entry per
+object id. It runs ``goreplay``, a small Go program (standard
 library only) built on first use with the installed toolchain into
 ``~/.cache/alloclab/goreplay-<hash of its source and of `go version`>/``, and
 turns its JSON into one ``RunResult`` per repetition. goreplay allocates each
@@ -21,9 +27,10 @@ at the end; names as in runtime.MemStats):
     wall_s              the replay only (serial: sampling time subtracted)
     peak_mapped_bytes   peak of HeapSys - HeapReleased (heap memory the OS
                         backs: live objects, garbage not yet collected, free
-                        spans kept) minus its value at the rep's start (the
-                        slot table, 8 B per object, and the runtime's own
-                        heap). Not raw HeapSys: HeapSys never shrinks within
+                        spans kept) minus its value at the rep's baseline,
+                        read after loading and a runtime.GC() (the slot
+                        table, 8 B per peak live object, and the runtime's
+                        own heap). Not raw HeapSys: HeapSys never shrinks within
                         a process (released pages stay in it), so after the
                         first rep it would repeat the first rep's peak.
     in_use_at_peak      peak HeapInuse minus its value at the rep's start
@@ -32,11 +39,18 @@ at the end; names as in runtime.MemStats):
     counters            ALLOCS, FREES (ops replayed); extras: gc_cycles (NumGC
                         during the rep) and the raw, not rebased, peaks
                         heap_sys_peak, heap_inuse_peak, heap_alloc_peak,
-                        sys_peak (HeapSys, HeapInuse, HeapAlloc, Sys).
+                        sys_peak (HeapSys, HeapInuse, HeapAlloc, Sys);
+                        bysize_mallocs (the rep's MemStats.BySize Mallocs,
+                        all classes: Go objects up to BySize[60].Size, a
+                        tiny allocator's 16-B block counted once),
+                        tiny_allocs (allocs that went into a current tiny
+                        block, not in BySize), slots (goreplay's slot table).
                         FAST_HITS, REFILLS, locks, IN_USE: 0 (not visible
                         from outside the runtime).
     extra               everything goreplay reported for the rep, baselines
-                        included, and its Go version.
+                        included, and its Go version; by_size: per size class
+                        {size, mallocs, frees} during the rep (MemStats.BySize
+                        deltas; frees after a GC that sweeps the rep's garbage).
 A sampled peak can miss what happens between two samples (at most 4096 ops of
 allocation per goroutine); Go returns memory to the OS slowly (background
 scavenger), so the heap's held bytes rarely fall within a replay.
@@ -66,6 +80,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from alloclab.harness.native_build import build_once, cache_folder
 from alloclab.strategies._config import ConfigBase, param
@@ -74,9 +89,11 @@ from alloclab.strategies._result import RunResult
 
 NAME = "go-runtime"
 DESCRIPTION = "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)"
-EXTRA_COUNTERS: tuple[str, ...] = ("gc_cycles", "heap_sys_peak", "heap_inuse_peak", "heap_alloc_peak", "sys_peak")
+EXTRA_COUNTERS: tuple[str, ...] = ("gc_cycles", "heap_sys_peak", "heap_inuse_peak", "heap_alloc_peak", "sys_peak",
+                                   "bysize_mallocs", "tiny_allocs", "slots")
 ALIGN16 = False   # Go aligns to 8 (and less in its tiny allocator); the executor does not run it anyway
-GC_CYCLES, HEAP_SYS_PEAK, HEAP_INUSE_PEAK, HEAP_ALLOC_PEAK, SYS_PEAK = range(EXTRA_BASE, EXTRA_BASE + 5)
+(GC_CYCLES, HEAP_SYS_PEAK, HEAP_INUSE_PEAK, HEAP_ALLOC_PEAK, SYS_PEAK, BYSIZE_MALLOCS, TINY_ALLOCS,
+ SLOTS) = range(EXTRA_BASE, EXTRA_BASE + len(EXTRA_COUNTERS))
 
 # the Go program's source, shipped as package data beside this module
 SOURCE_DIR = Path(__file__).resolve().parent / "goreplay"
@@ -84,8 +101,9 @@ SOURCES = ("main.go", "go.mod")
 MIN_GO = (1, 19)
 WARMUP_OPS = 20_000
 BUILD_FAILED = "build-failed.txt"   # beside the binary: goreplay's source does not compile with this toolchain
-TRACE_MAGIC = b"ALCGOTR1"
-HEADER = struct.Struct("<8sIIQQ32x")
+TRACE_MAGIC = b"ALCGOTR2"
+TRACE_VERSION = 2
+HEADER = struct.Struct("<8sIIQQQ24x")   # magic, version, procs, ops, slots, objects
 
 
 class GoRuntimeError(RuntimeError):
@@ -184,18 +202,64 @@ def binary_path() -> Path:
 
 # ---------------------------------------------------------------- the run
 
-def write_trace(trace, path) -> None:
-    """The binary form goreplay mmaps: header, then p, op, kind, size, obj, each 8-byte aligned."""
+@njit(cache=True)
+def _assign_slots(p, op, obj, nobj, procs, per_p):
+    """(slot of each op, slots used): free slots kept in LIFO lists linked through ``nxt``.
+
+    per_p False: one list, so the slot count is the peak live object count.
+    per_p True: a freed slot joins the freeing P's list and only that P's allocs
+    take it, so a slot changes hands only through a free (see goreplay's worker)."""
+    n = op.shape[0]
+    slot_of = np.full(nobj, -1, np.int32)   # object id -> its slot while live
+    nxt = np.full(max(nobj, 1), -1, np.int32)
+    head = np.full(procs, -1, np.int32)
+    out = np.empty(n, np.int32)
+    nslots = 0
+    for i in range(n):
+        q = p[i] if per_p else 0
+        o = obj[i]
+        if op[i] == 0:
+            s = head[q]
+            if s >= 0:
+                head[q] = nxt[s]
+            else:
+                s = nslots
+                nslots += 1
+            slot_of[o] = s
+        else:
+            s = slot_of[o]
+            nxt[s] = head[q]
+            head[q] = s
+        out[i] = s
+    return out, nslots
+
+
+def assign_slots(trace, mode: str = "serial") -> tuple[np.ndarray, int]:
+    """Each op's slot in goreplay's slot table (int32), and the table's length.
+
+    serial: the trace's peak live object count. threads: a freed slot is reused
+    only by the P that freed it, so the count can exceed the peak by the slots
+    idle on other Ps' lists; never more than the object count."""
+    if len(trace) == 0:
+        return np.zeros(0, np.int32), 0
+    return _assign_slots(trace.p, trace.op, trace.obj, trace.nobj, trace.procs, mode == "threads")
+
+
+def write_trace(trace, path, mode: str = "serial") -> int:
+    """The binary form goreplay maps: header, then p, op, kind, size, slot, obj, each 8-byte
+    aligned; returns the number of slots (``assign_slots`` for ``mode``)."""
     n = len(trace)
+    slot, nslots = assign_slots(trace, mode)
     with open(path, "wb") as f:
-        f.write(HEADER.pack(TRACE_MAGIC, 1, trace.procs, n, trace.nobj))
+        f.write(HEADER.pack(TRACE_MAGIC, TRACE_VERSION, trace.procs, n, nslots, trace.nobj))
         for col, dt in ((trace.p, "<i2"), (trace.op, "<i1"), (trace.kind, "<i1"), (trace.size, "<i4"),
-                        (trace.obj, "<i8")):
+                        (slot, "<i4"), (trace.obj, "<i8")):
             a = np.ascontiguousarray(col, dtype=dt)
             a.tofile(f)
             pad = -a.nbytes % 8
             if pad:
                 f.write(b"\0" * pad)
+    return nslots
 
 
 def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, check: bool = False,
@@ -205,7 +269,7 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
     exe = binary_path()
     with tempfile.TemporaryDirectory(prefix="alloclab-goreplay-") as d:
         f = Path(d) / "trace.bin"
-        write_trace(trace, f)
+        write_trace(trace, f, mode)
         cmd = [str(exe), "-trace", str(f), "-mode", mode, "-reps", str(reps), "-gogc", str(config.gogc),
                "-warmup", str(min(WARMUP_OPS, len(trace)))] + (["-check"] if check else [])
         env = dict(os.environ)
@@ -232,6 +296,8 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
         c[GC_CYCLES] = rd["num_gc"]
         c[HEAP_SYS_PEAK], c[HEAP_INUSE_PEAK] = peak["HeapSys"], peak["HeapInuse"]
         c[HEAP_ALLOC_PEAK], c[SYS_PEAK] = peak["HeapAlloc"], peak["Sys"]
+        c[BYSIZE_MALLOCS] = sum(k["mallocs"] for k in rd["by_size"])
+        c[TINY_ALLOCS], c[SLOTS] = rd["tiny_allocs"], data["slots"]
         status, error = "ok", ""
         if rd["check_errors"]:
             status = "check_failed"
