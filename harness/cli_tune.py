@@ -19,8 +19,9 @@ def add_commands(sub, parser_class) -> None:
                         "or several comma-separated (Pareto)")
     s.add_argument("--trials", type=_positive_int, default=50, help="trials to add to the study")
     s.add_argument("--timeout", type=_positive_int, help="stop adding trials after this many seconds")
-    s.add_argument("--storage", help="Optuna storage: SQLAlchemy URL, journal:PATH or PATH.log "
-                                     "(default sqlite:///results/tuning.db)")
+    s.add_argument("--storage", help="Optuna storage: SQLAlchemy URL, journal:PATH or PATH.log (default: the "
+                                     "ALLOCLAB_STORAGE environment variable, else sqlite:///results/tuning.db); "
+                                     "a password in the URL is shown and stored as ***")
     s.add_argument("--study", help="study name (default STRATEGY-WORKLOADS-OBJECTIVES); an existing study continues")
     s.add_argument("--workers", type=_positive_int, default=1, help="processes working on the study")
     s.add_argument("--seed", type=_nonneg_int, default=0, help="first trace seed, and the sampler's seed")
@@ -70,7 +71,7 @@ def cmd_tune(args) -> int:
     if not spec.workloads:
         raise UsageError("-w: name at least one workload")
     study_name = args.study or f"{spec.strategy}-{'+'.join(spec.workloads)}-{'+'.join(spec.objectives)}"
-    storage = args.storage or T.DEFAULT_STORAGE
+    storage = T.storage_url(args.storage)
     out_dir = Path("results") / R.new_run_id(f"tune-{study_name}".replace("/", "_"))
     best_path = Path(args.out) if args.out else Path("results") / f"best-{study_name}.toml"
     if args.out and not best_path.parent.exists():
@@ -84,7 +85,7 @@ def cmd_tune(args) -> int:
     except T.TuneError as e:
         raise UsageError(str(e)) from None
     print(f"tuning {spec.strategy} on {','.join(spec.workloads)} for {','.join(spec.objectives)}: "
-          f"{args.trials} trials, {args.workers} worker(s), study {study_name!r} in {storage}", file=sys.stderr)
+          f"{args.trials} trials, {args.workers} worker(s), study {study_name!r} in {T.mask_url(storage)}", file=sys.stderr)
     t0 = time.time()
     try:
         # The default config first, so the study always holds the baseline point.
@@ -124,7 +125,8 @@ def cmd_tune(args) -> int:
         print("\nheld-out validation (tuned vs default):")
         validation = T.held_out_validation(spec, configs[0])
         _print_validation(validation)
-    store = R.ResultsStore(out_dir, meta={"command": "tune", "study": study_name, "storage": storage})
+    store = R.ResultsStore(out_dir, meta={"command": "tune", "study": study_name,
+                                                 "storage": T.mask_url(storage)})
     _store_validation_rows(store, spec, mod, configs[0], validation)
     rec = T.study_record(study, spec, validation, configs)
     (out_dir / "tuning.json").write_text(json.dumps(rec, indent=1, default=str))

@@ -23,7 +23,8 @@ combinations (``ConfigError`` from ``validate``) are pruned, not failures.
 
 Storage: any Optuna storage. A plain path ending in .log / .jsonl, or
 ``journal:PATH``, is an Optuna journal file; anything else is an SQLAlchemy
-URL (default ``sqlite:///results/tuning.db``). ``--workers N`` starts N
+URL (default ``$ALLOCLAB_STORAGE``, else ``sqlite:///results/tuning.db``); its password is
+masked (``mask_url``) wherever the URL is printed or stored. ``--workers N`` starts N
 processes on one study (Optuna's own distributed mode); running the same
 study again continues it. After the search, the best config(s) are validated
 on held-out seeds and on the other named workloads against the strategy's
@@ -36,6 +37,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import re
 import socket
 import statistics
 import time
@@ -55,6 +57,7 @@ from alloclab.strategies._config import ConfigError
 
 OBJECTIVES = ("memory", "inuse", "time", "locks")
 DEFAULT_STORAGE = "sqlite:///results/tuning.db"
+STORAGE_ENV = "ALLOCLAB_STORAGE"  # the storage URL when --storage is not given (keeps a password out of shell history)
 # Tuning scale per workload: small enough for tens of trials a minute (go on web
 # at 0.3: 2.6M ops, ~17 MiB live; rates measured are in docs/findings.md). At
 # this size one 4 MiB heap-growth step is ~17% of peak mapped memory, which is
@@ -172,6 +175,45 @@ def _gmean(xs) -> float:
     return float(math.exp(np.mean([math.log(max(x, 1e-12)) for x in xs])))
 
 
+# userinfo up to the LAST '@' (a password may hold '@' or '/' unescaped; over-masking is the safe side);
+# and a password passed as a query parameter (?password=..., libpq's form)
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^:@/]*:)(?P<pw>.*)@(?P<rest>[^@]*)$", re.S)
+_QUERY_PASSWORD = re.compile(r"(?P<key>[?&](?:password|passwd|pwd)=)[^&#]*", re.I)
+
+
+def storage_url(given: str | None) -> str:
+    """The storage a command uses: --storage, else $STORAGE_ENV (kept out of shell history), else the default."""
+    return given or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: what may be printed, logged or stored.
+
+    Run folders are shared and published, so a storage URL never leaves the process with its password."""
+    m = _URL_PASSWORD.match(url)
+    if m:
+        url = f"{m['head']}***@{m['rest']}"
+    return _QUERY_PASSWORD.sub(lambda q: q["key"] + "***", url)
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """``text`` (an error message, say) with ``url`` masked and its password, raw or decoded, blanked wherever else it
+    appears (drivers quote parts of the URL in their own words)."""
+    from urllib.parse import unquote
+
+    text = text.replace(url, mask_url(url))
+    secrets = []
+    m = _URL_PASSWORD.match(url)
+    if m and m["pw"]:
+        secrets.append(m["pw"])
+    secrets += [q.group(0).split("=", 1)[1] for q in _QUERY_PASSWORD.finditer(url)]
+    for s in secrets:
+        for form in {s, unquote(s)}:
+            if form:
+                text = text.replace(form, "***")
+    return text
+
+
 def open_storage(url: str):
     import optuna
 
@@ -194,7 +236,7 @@ def open_storage(url: str):
             return optuna.storages.RDBStorage(url, heartbeat_interval=max(1, min(30, grace // 2)), grace_period=grace,
                                               engine_kwargs={"pool_pre_ping": True})
     except Exception as e:  # sqlalchemy raises many types for a bad URL or an unreachable server
-        raise TuneError(f"storage {url!r}: {str(e).splitlines()[0][:200]}") from None
+        raise TuneError(mask_secrets(f"storage {url!r}: {str(e).splitlines()[0][:200]}", url)) from None
 
 
 def make_objective(spec: TuneSpec):
@@ -261,7 +303,8 @@ def create_study(spec: TuneSpec, storage_url: str, study_name: str, seed: int):
         study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
                                     directions=dirs, load_if_exists=True)
     except Exception as e:
-        raise TuneError(f"study {study_name!r} in {storage_url}: {str(e).splitlines()[0][:200]}") from None
+        raise TuneError(mask_secrets(f"study {study_name!r} in {storage_url}: {str(e).splitlines()[0][:200]}",
+                                     storage_url)) from None
     if [d.name.lower() for d in study.directions] != dirs:
         raise TuneError(f"study {study_name!r} exists with {len(study.directions)} objective(s); "
                         f"use another --study for --objective {','.join(spec.objectives)}")

@@ -177,3 +177,62 @@ def test_a_killed_trial_without_heartbeat_is_failed_once_older_than_grace(tmp_pa
     states = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
     assert states[old] == optuna.trial.TrialState.FAIL
     assert states[young] == optuna.trial.TrialState.RUNNING
+
+
+FAKE_PW = "h7-Fake:p@ss/word"   # ':', '@' and '/' unescaped: the masking must not stop at the first of them
+
+
+@pytest.mark.parametrize("url,masked", [
+    ("postgresql://alloclab:s3cret@127.0.0.1/db", "postgresql://alloclab:***@127.0.0.1/db"),
+    ("postgresql+psycopg://alloclab:s3cret@db.example:5432/tune?sslmode=require",
+     "postgresql+psycopg://alloclab:***@db.example:5432/tune?sslmode=require"),
+    (f"postgresql://alloclab:{FAKE_PW}@127.0.0.1/db", "postgresql://alloclab:***@127.0.0.1/db"),
+    ("postgresql://alloclab@127.0.0.1/db?password=s3cret&sslmode=disable",
+     "postgresql://alloclab@127.0.0.1/db?password=***&sslmode=disable"),
+    ("postgresql://alloclab@127.0.0.1/db", "postgresql://alloclab@127.0.0.1/db"),   # nothing to hide
+    ("sqlite:///results/tuning.db", "sqlite:///results/tuning.db"),
+    ("journal:results/go.log", "journal:results/go.log"),
+])
+def test_mask_url_hides_the_password(url, masked):
+    assert T.mask_url(url) == masked
+
+
+def test_storage_error_does_not_show_the_password(tmp_path, monkeypatch, capsys):
+    """An unreachable server: the driver's error is shown, the password in the URL is not."""
+    pytest.importorskip("psycopg")
+    monkeypatch.chdir(tmp_path)
+    url = f"postgresql://alloclab:{FAKE_PW.replace('@', '%40').replace('/', '%2F')}@127.0.0.1:1/db"
+    rc = main(["tune", "-s", "freelist", "-w", "web", "--trials", "1", "--no-progress", "--storage", url])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "postgresql://alloclab:***@127.0.0.1:1/db" in err, err
+    assert "h7-Fake" not in out + err and "word" not in out + err
+
+
+def test_tune_with_storage_from_the_environment_never_shows_the_password(tmp_path, monkeypatch, capfd):
+    """ALLOCLAB_STORAGE names the storage; a tune on it prints, logs and stores the URL only masked.
+
+    No PostgreSQL here: the password-carrying URL is mapped to an SQLite file at the one place a URL becomes a
+    connection (open_storage), so every path the URL travels through the CLI is the real one."""
+    monkeypatch.chdir(tmp_path)
+    url = f"postgresql://alloclab:{FAKE_PW}@127.0.0.1/tune"
+    db = tmp_path / "env.db"
+    real_open = T.open_storage
+    seen = []
+
+    def open_as_sqlite(u):
+        seen.append(u)
+        return real_open(f"sqlite:///{db}" if u == url else u)
+
+    monkeypatch.setattr(T, "open_storage", open_as_sqlite)
+    monkeypatch.setenv(T.STORAGE_ENV, url)
+    assert main(["tune", "-s", "freelist", "-w", "web", "--scale", SCALE, "--trials", "3", "--no-progress",
+                 "--no-validate", "--out", str(tmp_path / "best.toml")]) == 0
+    out, err = capfd.readouterr()
+    assert seen and set(seen) == {url}                       # the environment's URL is the storage used...
+    assert len(optuna.load_study(study_name="freelist-web-memory", storage=f"sqlite:///{db}").trials) == 3
+    assert "postgresql://alloclab:***@127.0.0.1/tune" in err  # ...and shown masked
+    written = [p for p in (tmp_path / "results").rglob("*") if p.is_file()] + [tmp_path / "best.toml"]
+    meta = json.loads(next((tmp_path / "results").glob("*tune*/meta.json")).read_text())
+    assert meta["storage"] == "postgresql://alloclab:***@127.0.0.1/tune"
+    for text in [out, err] + [p.read_bytes().decode("utf-8", "replace") for p in written]:
+        assert "h7-Fake" not in text and "p@ss" not in text
