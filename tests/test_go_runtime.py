@@ -37,13 +37,13 @@ def _gc_cycle_bounds(tr, gogc):
     goal, max(MIN_HEAP x gogc/100, live x (1 + gogc/100)), and the pacer triggers it at
     no less than 0.7 of that growth. So cycles come at least a quarter of the smallest
     goal of allocation apart (hi), and at most twice the largest goal apart (lo); the
-    live heap is at most the trace's peak live bytes plus goreplay's slot table (8 B an
-    object) and 1 MiB of its own.
+    live heap is at most the trace's peak live bytes plus goreplay's slot table (8 B a
+    slot: the peak live object count) and 1 MiB of its own.
     """
     s = tr.stats()
     g = gogc / 100
     goal_min = MIN_HEAP * g
-    goal_max = max(MIN_HEAP * g, (s["peak_live_bytes"] + 8 * tr.nobj + (1 << 20)) * (1 + g))
+    goal_max = max(MIN_HEAP * g, (s["peak_live_bytes"] + 8 * G.assign_slots(tr)[1] + (1 << 20)) * (1 + g))
     return int(s["alloc_bytes"] // (2 * goal_max)), int(s["alloc_bytes"] * 4 // goal_min)
 
 
@@ -176,4 +176,112 @@ def test_not_in_kernel_suite():
     """External: no State/alloc/free, so the shared numba suite must not see it."""
     assert not hasattr(G, "alloc") and not hasattr(G, "make_state") and G.check(None) == []
     assert G.NAME == "go-runtime" and G.DESCRIPTION == strategies.describe("go-runtime")
-    assert len(G.EXTRA_COUNTERS) == 5 and G.Config().gogc == 100
+    assert len(G.EXTRA_COUNTERS) == 8 and G.Config().gogc == 100
+
+
+def _batches(n, sizes, kinds, batch, procs=1, seed=0):
+    """n objects of random ``sizes`` and ``kinds``, allocated ``batch`` at a time and freed in a
+    shuffled order before the next batch (peak live objects: ``batch``); ops on random Ps."""
+    rng = np.random.default_rng(seed)
+    size = rng.choice(np.asarray(sizes, np.int32), n)
+    kind = rng.choice(np.asarray(kinds, np.int8), n)
+    op, obj = [], []
+    for b in range(0, n, batch):
+        ids = np.arange(b, min(n, b + batch))
+        op += [0] * len(ids) + [1] * len(ids)
+        obj += list(ids) + list(rng.permutation(ids))
+    obj = np.asarray(obj, np.int64)
+    return make_trace(rng.integers(0, procs, len(obj)).astype(np.int16), np.asarray(op, np.int8), kind[obj],
+                      size[obj], obj, procs=procs)
+
+
+@pytest.mark.parametrize("mode", ["serial", "threads"])
+def test_slots_hold_one_live_object_each(mode):
+    """The writer's slot table: serial needs exactly the peak live object count; in threads mode a
+    slot changes P only through a free (the freeing P reuses it), and no slot ever holds two live
+    objects."""
+    tr = _batches(5000, [16], [1], batch=100, procs=3, seed=1)
+    slot, nslots = G.assign_slots(tr, mode)
+    assert slot.dtype == np.int32 and len(slot) == len(tr)
+    if mode == "serial":
+        assert nslots == 100
+    else:
+        assert 100 <= nslots < tr.nobj
+    holder = np.full(nslots, -1, np.int64)     # object in the slot now
+    freed_by = np.full(nslots, -1, np.int64)   # P that last freed the slot
+    for i in range(len(tr)):
+        s, o = slot[i], tr.obj[i]
+        if tr.op[i] == 0:
+            assert holder[s] == -1
+            if mode == "threads" and freed_by[s] >= 0:
+                assert freed_by[s] == tr.p[i]
+            holder[s] = o
+        else:
+            assert holder[s] == o
+            holder[s], freed_by[s] = -1, tr.p[i]
+    empty = make_trace(*(np.zeros(0, t) for t in (np.int16, np.int8, np.int8, np.int32, np.int64)), procs=1)
+    s, n = G.assign_slots(empty, mode)
+    assert len(s) == 0 and n == 0
+
+
+@needs_go
+def test_one_live_object_keeps_the_heap_small():
+    """A million alloc/free pairs of one 64-B object: goreplay's slot table has one slot and its
+    20 MB of trace columns are mapped, not Go heap, so the peak in-use is the garbage Go lets
+    pile up between cycles and nothing of goreplay's. Not under 1 MiB: Go 1.19 triggers a cycle
+    no sooner than sweepMinHeapDistance (1 MiB, src/runtime/mgc.go) above the live heap
+    (sweepDistMinTrigger in mgcpacer.go), so at a low GOGC (heap minimum 4 MiB x GOGC/100) the
+    floor is that 1 MiB plus partly used spans. An id-indexed slot table would add 8 MB."""
+    tr = _pairs(1_000_000, 64)
+    [(_, r)] = run_cell("go-runtime", G.Config(gogc=5), tr, reps=1)
+    c = counters_dict(G, r)
+    assert r.status == "ok" and c["slots"] == 1 and c["gc_cycles"] >= 20
+    assert 0 < r.in_use_at_peak < 1536 << 10, r.in_use_at_peak
+    assert c["heap_inuse_peak"] < 2 << 20, c["heap_inuse_peak"]     # raw: with the runtime's own heap
+    assert r.peak_mapped_bytes < 2 << 20, r.peak_mapped_bytes
+
+
+def _expected_by_size(tr, class_sizes):
+    """Per BySize class, the trace's allocs that Go puts there, and the allocs its tiny allocator
+    takes (noscan under 16 B: a tiny-block hit, or a new block counted in the 16-B class).
+    goreplay allocates kind 0 as 8-B words, kinds 1 and 2 as bytes."""
+    a = tr.op == 0
+    size, kind = tr.size[a].astype(np.int64), tr.kind[a]
+    go_size = np.where(kind == 0, (size + 7) // 8 * 8, size)
+    tiny = (kind != 0) & (go_size < 16)
+    small = ~tiny & (go_size <= class_sizes[-1])
+    cls = np.searchsorted(class_sizes, go_size[small], side="left")
+    return np.bincount(cls, minlength=len(class_sizes)), int(tiny.sum())
+
+
+@needs_go
+@pytest.mark.parametrize("mode", ["serial", "threads"])
+def test_allocations_per_size_class(mode):
+    """BySize deltas are the trace's allocations, class for class: Mallocs = the trace's allocs in
+    the class plus goreplay's own few; the 16-B class and the tiny count share the tiny-eligible
+    allocs; Frees (after a sweeping GC) = the same objects, all freed here. Sizes above
+    BySize[60].Size (19072 B in Go 1.19) are not in BySize."""
+    sizes = [1, 7, 8, 12, 15, 16, 17, 24, 100, 1000, 1024, 5000, 19072, 19073, 32768, 40000]
+    tr = _batches(20000, sizes, [0, 1, 2], batch=500, procs=2, seed=2)
+    [(_, r)] = run_cell("go-runtime", G.Config(), tr, mode=mode, reps=1, check=True)
+    assert r.status == "ok", r.error
+    by = r.extra["by_size"]
+    class_sizes = np.array([k["size"] for k in by])
+    mallocs = np.array([k["mallocs"] for k in by])
+    frees = np.array([k["frees"] for k in by])
+    assert len(by) == 61 and class_sizes[0] == 0 and class_sizes[1] == 8 and np.all(np.diff(class_sizes) > 0)
+    want, tiny = _expected_by_size(tr, class_sizes)
+    c16 = int(np.searchsorted(class_sizes, 16))
+    own = 64    # goreplay's allocations during a rep: samplers, and in threads mode its goroutines
+    got = mallocs.copy()
+    got[c16] += r.extra["tiny_allocs"]
+    want[c16] += tiny
+    assert np.all(got >= want) and np.all(got - want <= own), (got - want)
+    assert int(got.sum() - want.sum()) <= own
+    assert 0 < r.extra["tiny_allocs"] < tiny      # hits in a current block, and new blocks
+    nontiny = np.arange(len(by)) != c16
+    assert np.all(frees[nontiny] >= want[nontiny]) and np.all(frees[nontiny] - want[nontiny] <= own)
+    c = counters_dict(G, r)
+    assert c["bysize_mallocs"] == int(mallocs.sum()) and c["tiny_allocs"] == r.extra["tiny_allocs"]
+    big = int(((tr.op == 0) & (tr.size > class_sizes[-1])).sum())
+    assert r.extra["go_mallocs"] >= c["bysize_mallocs"] + c["tiny_allocs"] + big

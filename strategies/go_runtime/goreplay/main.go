@@ -444,7 +444,7 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 	if timed {
 		runtime.ReadMemStats(msBase)
 	}
-	base := newSampler().read()
+	base := newSampler().read() // after ReadMemStats: TinyAllocs is exact (see below)
 	res := repResult{}
 	t := r.t
 	if mode == "serial" {
@@ -509,13 +509,16 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 	}
 	end := newSampler().read()
 	res.NumGC = end.NumGC - base.NumGC
-	res.TinyAllocs = end.TinyAllocs - base.TinyAllocs
 	res.Base = base
 	if timed {
 		// after NumGC is read: this cycle sweeps what the rep let go, so that
 		// BySize's Frees (counted at sweep) are the rep's, and is not the rep's
 		runtime.GC()
 		runtime.ReadMemStats(msEnd)
+		// the tiny count is per mcache until a flush (mcache.releaseAll in
+		// src/runtime/mcache.go): read it right after ReadMemStats flushed them,
+		// as the baseline was
+		res.TinyAllocs = newSampler().read().TinyAllocs - base.TinyAllocs
 		res.GoMallocs = msEnd.Mallocs - msBase.Mallocs
 		res.GoFrees = msEnd.Frees - msBase.Frees
 		res.BySize = make([]classCount, len(msEnd.BySize))
