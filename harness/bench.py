@@ -203,7 +203,7 @@ def _make_trace(cell: Cell):
 
 
 def measure_cell(cell: Cell, trace, *, reps: int, rep0: int, proc: int, run_id: str, check: bool, arena_mb: int,
-                 out_dir: Path) -> list[dict[str, Any]]:
+                 out_dir: Path, yardstick=None) -> list[dict[str, Any]]:
     """Warm up and measure one cell ``reps`` times in this process; its result rows
     (repetitions numbered from ``rep0``, tagged with the process index ``proc``)."""
     started = R.now_iso()
@@ -213,7 +213,7 @@ def measure_cell(cell: Cell, trace, *, reps: int, rep0: int, proc: int, run_id: 
     rows = []
     try:
         res = runner.run_cell(cell.strategy, cell.config, trace, mode=cell.mode, reps=reps, check=check,
-                              arena_mb=arena_mb)
+                              arena_mb=arena_mb, yardstick=yardstick)
         for rep, r in res:
             rows.append(R.make_row(run_id=run_id, started_at=started, strategy=cell.strategy, config=cell.config,
                                    workload=cell.workload, workload_params=dict(cell.wparams), seed=cell.seed,
@@ -281,6 +281,9 @@ def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool 
 
     try:
         if suite.processes == 1:
+            from alloclab.harness.calibrate import Yardstick
+
+            yardstick = Yardstick()
             traces: dict = {}
             for rnd, need in plan:
                 for i in need:
@@ -291,7 +294,7 @@ def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool 
                         traces[cell.trace_key] = _try_make_trace(cell)
                     rows = measure_cell(cell, traces[cell.trace_key], reps=suite.reps, rep0=rnd * suite.reps,
                                         proc=rnd, run_id=run_id, check=check, arena_mb=suite.arena_mb,
-                                        out_dir=out_dir)
+                                        out_dir=out_dir, yardstick=yardstick)
                     store.append(rows)
                     record(rows)
                     bar.update()
@@ -371,10 +374,10 @@ def _run_rounds(suite: Suite, out_dir: Path, plan, run_id: str, check: bool, bar
 class Progress:
     """A progress bar on a terminal; elsewhere (a log, CI) one plain line every 10 s or so."""
 
-    def __init__(self, total: int, desc: str, enabled: bool = True, every_s: float = 10.0):
+    def __init__(self, total: int, desc: str, enabled: bool = True, every_s: float = 10.0, unit: str = "cell"):
         import sys
 
-        self.total, self.n, self.desc, self.every = total, 0, desc, every_s
+        self.total, self.n, self.desc, self.every, self.unit = total, 0, desc, every_s, unit
         self.enabled = enabled
         self.pbar = None
         self.t0 = self.last = time.monotonic()
@@ -383,8 +386,8 @@ class Progress:
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.pbar = tqdm(total=total, unit="cell", desc=desc, dynamic_ncols=True, file=sys.stderr,
-                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}] {postfix}")
+            self.pbar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, file=sys.stderr,
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} " + unit + "s [{elapsed}<{remaining}] {postfix}")
 
     def label(self, text: str) -> None:
         self.current = text
@@ -397,7 +400,7 @@ class Progress:
             self.pbar.update(k)
         elif self.enabled and (time.monotonic() - self.last >= self.every or self.n == self.total):
             self.last = time.monotonic()
-            print(f"{self.desc}: {self.n}/{self.total} cells, {self.last - self.t0:.0f} s ({self.current})",
+            print(f"{self.desc}: {self.n}/{self.total} {self.unit}s, {self.last - self.t0:.0f} s ({self.current})",
                   file=self._err, flush=True)
 
     def write(self, text: str) -> None:

@@ -29,9 +29,21 @@ _STAT = {"min": np.min, "median": np.median, "mean": np.mean}
 REFERENCE = "bump"
 
 
-def process_samples(df: pd.DataFrame, cid: str) -> np.ndarray:
+def normalisable(*frames: pd.DataFrame) -> bool:
+    """Whether every row carries its yardstick (harness/calibrate.py)."""
+    return all("ref_ns" in f.columns and len(f) and bool(np.isfinite(f["ref_ns"]).all()) for f in frames)
+
+
+def timing(g: pd.DataFrame, normalised: bool) -> np.ndarray:
+    """A repetition's time, divided by the yardstick timed beside it when ``normalised``:
+    the machine's moment cancels, the code's change does not."""
+    t = g["ns_per_op"].to_numpy(float)
+    return t / g["ref_ns"].to_numpy(float) if normalised else t
+
+
+def process_samples(df: pd.DataFrame, cid: str, normalised: bool = False) -> np.ndarray:
     g = df[df["cell_id"] == cid]
-    return sig.process_samples(g["ns_per_op"].to_numpy(), g["proc"].to_numpy())
+    return sig.process_samples(timing(g, normalised), g["proc"].to_numpy())
 
 
 def compare_frames(a: pd.DataFrame, b: pd.DataFrame, stat: str = "median", fail_pct: float | None = None,
@@ -42,16 +54,20 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, stat: str = "median", fail_
     if not common:
         raise ValueError("the two runs have no cells in common")
     f = _STAT[stat]
-    pairs = [(process_samples(a, cid), process_samples(b, cid)) for cid in common]
+    norm = normalisable(a[a["cell_id"].isin(common)], b[b["cell_id"].isin(common)])
+    pairs = [(process_samples(a, cid, norm), process_samples(b, cid, norm)) for cid in common]
     verdicts = sig.verdicts(pairs, alpha=alpha)
     rows, regressions, drift = [], [], []
     for cid, (x, y), v in zip(common, pairs, verdicts):
         strat, _, wl, wj, seed, procs, mode = cid.split("|", 6)
         name = f"{strat} x {wl} P{procs} {mode}"
-        xs = a.loc[a["cell_id"] == cid, "ns_per_op"].to_numpy()
-        ys = b.loc[b["cell_id"] == cid, "ns_per_op"].to_numpy()
-        ratio = float(f(ys) / f(xs))
-        rows.append(dict(cell=name, cell_id=cid, old_ns=float(f(xs)), new_ns=float(f(ys)), ratio=ratio, verdict=v.verdict,
+        ga, gb = a[a["cell_id"] == cid], b[b["cell_id"] == cid]
+        xs, ys = ga["ns_per_op"].to_numpy(), gb["ns_per_op"].to_numpy()
+        raw = float(f(ys) / f(xs))
+        # the ratio the verdict and the threshold speak of: of yardstick-normalised times when every row has one
+        ratio = float(f(timing(gb, norm)) / f(timing(ga, norm))) if norm else raw
+        rows.append(dict(cell=name, cell_id=cid, old_ns=float(f(xs)), new_ns=float(f(ys)), raw_ratio=raw, ratio=ratio,
+                         verdict=v.verdict,
                          p=v.p, q=v.q, mde_pct=100 * v.mde, cv_pct=100 * v.cv, n=f"{v.n_old}/{v.n_new}",
                          significant=v.significant))
         if strat == REFERENCE:
@@ -59,7 +75,9 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, stat: str = "median", fail_
         if fail_pct is not None and v.verdict == "slower" and ratio > 1 + fail_pct / 100:
             regressions.append(f"{name}: {ratio:.3f}x ({stat}), slower (q = {v.q:.3g}, "
                                f"{v.n_old} vs {v.n_new} processes)")
-    notes = []
+    notes = [("times normalised by the yardstick timed beside each repetition (harness/calibrate.py): ratio is of "
+              "normalised times, raw_ratio of plain ns/op") if norm else
+             "no yardstick in these runs: verdicts on plain ns/op, which carry the machine's moment"]
     n_min = min(min(v.n_old, v.n_new) for v in verdicts)
     if n_min < 5:
         notes.append(f"only {n_min} process-level sample(s) on a side: cells with fewer than 4 a side can only say ~ "

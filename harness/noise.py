@@ -57,30 +57,34 @@ def noise_table(run_dir: Path, target: float = 0.10) -> tuple[pd.DataFrame, dict
     ok = df[df["status"] == "ok"]
     a, b = split_halves(ok)
     table, _, _ = compare.compare_frames(a, b)
+    norm = compare.normalisable(ok)
     c_proc = cost_per_process_s(run_dir, ok)
     rows = []
     for _, t in table.iterrows():
         cid = t["cell_id"]
         g = ok[ok["cell_id"] == cid]
-        split = sig.variance_split(g["ns_per_op"].to_numpy(), g["proc"].to_numpy())
+        split = sig.variance_split(compare.timing(g, norm), g["proc"].to_numpy())
+        raw_split = sig.variance_split(g["ns_per_op"].to_numpy(), g["proc"].to_numpy())
         c_rep = float(g["wall_s"].median())
         k, r = sig.plan_repetitions(split, c_proc if math.isfinite(c_proc) else 1.0, c_rep, target=target)
         sigma_all = math.sqrt(split.between + split.within / max(split.reps, 1))
         half = split.processes // 2
-        rows.append(dict(cell=t["cell"], cv_pct=100 * math.sqrt(split.between + split.within),
+        rows.append(dict(cell=t["cell"], raw_cv_pct=100 * math.sqrt(raw_split.between + raw_split.within),
+                         cv_pct=100 * math.sqrt(split.between + split.within),
                          share_between=split.share_between, mde_pct=100 * sig.mde(sigma_all, half, half),
                          aa=t["verdict"], aa_ratio=t["ratio"], plan=f"{k}x{r}", strategy=cid.split("|", 1)[0]))
     out = pd.DataFrame(rows)
-    by_strategy = out.groupby("strategy").agg(cv_pct=("cv_pct", "median"), share_between=("share_between", "median"),
-                                              cells=("cell", "count"))
+    by_strategy = out.groupby("strategy").agg(raw_cv_pct=("raw_cv_pct", "median"), cv_pct=("cv_pct", "median"),
+                                              share_between=("share_between", "median"), cells=("cell", "count"))
     summary = dict(cells=len(out), false_positives=int((out["aa"] != "~").sum()),
                    processes=int(ok["proc"].nunique()), reps=int(ok.groupby(["cell_id", "proc"]).size().median()),
-                   cost_per_process_s=c_proc, by_strategy=by_strategy)
+                   cost_per_process_s=c_proc, by_strategy=by_strategy, normalised=norm)
     return out, summary
 
 
 def format_noise(out: pd.DataFrame, summary: dict[str, Any]) -> str:
     show = out.drop(columns=["strategy"]).assign(
+        raw_cv_pct=out["raw_cv_pct"].map(lambda v: f"{v:.1f}"),
         cv_pct=out["cv_pct"].map(lambda v: f"{v:.1f}"),
         share_between=out["share_between"].map(lambda v: "-" if math.isnan(v) else f"{v:.2f}"),
         mde_pct=out["mde_pct"].map(lambda v: "-" if math.isinf(v) else f"{v:.1f}"),
@@ -88,8 +92,9 @@ def format_noise(out: pd.DataFrame, summary: dict[str, Any]) -> str:
     with pd.option_context("display.max_rows", None, "display.width", 200):
         lines = [show.to_string(index=False), ""]
         bs = summary["by_strategy"]
-        lines.append("variance split by strategy (median over its cells): cv_pct = spread of one sample, "
-                     "share_between = part of the variance between processes")
+        lines.append("variance split by strategy (median over its cells): raw_cv_pct = spread of one sample of "
+                     "ns/op, cv_pct = of ns/op over the yardstick beside it (what the verdicts use), "
+                     "share_between = part of that variance between processes")
         lines.append(bs.to_string(float_format=lambda v: f"{v:.2f}"))
     half = summary["processes"] // 2
     lines += ["", f"A/A: {summary['false_positives']} of {summary['cells']} cells flagged "
@@ -111,10 +116,11 @@ def ab_table(run_dir: Path, label_a: str, label_b: str, a_key, b_key):
         ga, gb = g[a_key(g)], g[b_key(g)]
         if ga.empty or gb.empty:
             continue
-        pairs.append((sig.process_samples(ga["ns_per_op"], ga["proc"]), sig.process_samples(gb["ns_per_op"], gb["proc"])))
+        norm = compare.normalisable(ga, gb)
+        pairs.append((sig.process_samples(compare.timing(ga, norm), ga["proc"]),
+                      sig.process_samples(compare.timing(gb, norm), gb["proc"])))
         names.append(f"{w} P{p} {m}")
     vs = sig.verdicts(pairs)
-    rows = [dict(workload=n, **{f"{label_a}_ns": float(np.median(x)), f"{label_b}_ns": float(np.median(y))},
-                 ratio=v.ratio, verdict=v.verdict, q=v.q, mde_pct=100 * v.mde, n=f"{v.n_old}/{v.n_new}")
+    rows = [dict(workload=n, ratio=v.ratio, verdict=v.verdict, q=v.q, mde_pct=100 * v.mde, n=f"{v.n_old}/{v.n_new}")
             for n, (x, y), v in zip(names, pairs, vs)]
     return pd.DataFrame(rows)

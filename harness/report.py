@@ -89,12 +89,16 @@ def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     the spread between processes and ``mde_pct`` the smallest change against the
     baseline that the cell can detect.
     """
+    from alloclab.harness import compare
+
     ok = df[df["status"] == "ok"].copy()
     if "proc" not in ok.columns:
         ok["proc"] = 0
+    norm = compare.normalisable(ok)
     rows = []
     for key, g in ok.groupby(CELL + ["label", "wlabel"], sort=False):
         samples = sig.process_samples(g["ns_per_op"].to_numpy(), g["proc"].to_numpy())
+        tested = sig.process_samples(compare.timing(g, norm), g["proc"].to_numpy())
         med, lo, hi = S.median_ci(samples)
         rows.append(dict(zip(CELL + ["label", "wlabel"], key), reps=len(g), processes=len(samples), ns_per_op=med,
                          ns_lo=lo, ns_hi=hi,
@@ -104,7 +108,7 @@ def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
                          internal_frag=float(g["internal_frag"].median()),
                          fast_path_rate=float(g["fast_path_rate"].median()),
                          locks_per_kop=float(((g["lock_central"] + g["lock_global"]) / g["ops"] * 1000).median()),
-                         contended=int(g["contended"].median()), _samples=samples))
+                         contended=int(g["contended"].median()), _samples=samples, _tested=tested))
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -118,11 +122,11 @@ def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
             ratios.append((np.nan, np.nan, np.nan))
         else:
             ratios.append(S.ratio_ci(r["_samples"], b.iloc[0]["_samples"]))
-            pairs.append((b.iloc[0]["_samples"], r["_samples"]))
+            pairs.append((b.iloc[0]["_tested"], r["_tested"]))
             tested.append(i)
     out["rel_time"], out["rel_lo"], out["rel_hi"] = zip(*ratios)
     out["significant"] = False
-    out["cv_pct"] = [100 * sig.log_sigma(s) for s in out["_samples"]]
+    out["cv_pct"] = [100 * sig.log_sigma(s) for s in out["_tested"]]
     out["mde_pct"] = np.nan
     for i, v in zip(tested, sig.verdicts(pairs)):
         out.loc[i, "significant"] = v.significant
@@ -317,7 +321,10 @@ def make_figures(summary: pd.DataFrame, df: pd.DataFrame, baseline: str) -> list
     if not ser.empty and ser["rel_time"].notna().any():
         piv = ser.pivot_table(index="label", columns="wlabel", values="rel_time", aggfunc="first")
         fig, ax = plt.subplots(figsize=(1.2 * piv.shape[1] + 3, 0.5 * piv.shape[0] + 2))
-        sns.heatmap(np.log2(piv), annot=piv.round(2), fmt="", cmap="RdYlGn_r", center=0, ax=ax,
+        # colours symmetric about 0 (= the baseline) through vmin/vmax: seaborn's center= recolours its
+        # colormap with the set_bad matplotlib is deprecating, a warning on every report
+        span = float(np.nanmax(np.abs(np.log2(piv.to_numpy(dtype=float))))) or 1.0
+        sns.heatmap(np.log2(piv), annot=piv.round(2), fmt="", cmap="RdYlGn_r", vmin=-span, vmax=span, ax=ax,
                     cbar_kws={"label": f"log2(ns/op / {baseline})"})
         ax.set_title(f"Relative time, strategies x workloads (vs {baseline})")
         ax.set_xlabel("")

@@ -23,7 +23,8 @@ from alloclab.harness.atomic_file import atomic_path, atomic_write
 
 SCHEMA_VERSION = 2
 # v2: ``proc``, the index of the process a row was measured in (significance.py takes one
-# sample per process); v1 rows all came from one process and migrate as proc 0.
+# sample per process; v1 rows all came from one process and migrate as proc 0), and
+# ``ref_ns``, the yardstick timed beside the repetition (harness/calibrate.py; NaN if none).
 
 COLUMNS = [
     "schema_version", "run_id", "started_at", "host", "cpu_model", "cores", "git_commit",
@@ -31,7 +32,7 @@ COLUMNS = [
     "workload_json", "seed", "procs", "mode", "rep", "proc", "ops", "allocs", "frees", "wall_s", "ns_per_op",
     "peak_live_bytes", "peak_mapped_bytes", "overhead", "internal_frag", "fast_path_rate",
     "lock_local", "lock_central", "lock_global", "contended", "status", "error",
-    "refills", "spins", "per_p_wall_json", "counters_json", "cell_id",
+    "refills", "spins", "per_p_wall_json", "counters_json", "cell_id", "ref_ns",
 ]
 
 
@@ -117,6 +118,8 @@ def make_row(*, run_id, started_at, strategy, config, workload, workload_params,
         spins=int(counters.get("spins", 0)), per_p_wall_json=json.dumps([round(t, 6) for t in result.per_p_wall_s]),
         counters_json=json.dumps(counters, sort_keys=True),
     )
+    ref = result.extra.get("ref_s") if isinstance(getattr(result, "extra", None), dict) else None
+    row["ref_ns"] = float(ref) * 1e9 if ref else float("nan")
     row["cell_id"] = cell_id(row)
     return row
 
@@ -192,7 +195,7 @@ def _migrate(df, version: int):
     if version > SCHEMA_VERSION:
         raise ValueError(f"results schema {version} is newer than this alloclab reads ({SCHEMA_VERSION})")
     if version < 2:
-        df = df.assign(proc=0, schema_version=SCHEMA_VERSION)
+        df = df.assign(proc=0, ref_ns=float("nan"), schema_version=SCHEMA_VERSION)
     return df
 
 

@@ -137,7 +137,10 @@ def worker(job_path: str) -> int:
 
     job = json.loads(Path(job_path).read_text())
     out_dir = Path(job["out_dir"])
+    from alloclab.harness.calibrate import Yardstick
+
     store = R.ResultsStore(out_dir)
+    yardstick = Yardstick()
     loaded: dict[str, Any] = {}
     for idx, cd, tfile in job["cells"]:
         cell = cell_from_json(cd)
@@ -150,7 +153,7 @@ def worker(job_path: str) -> int:
                 loaded[tfile] = e
         rows = bench.measure_cell(cell, loaded[tfile], reps=job["reps"], rep0=job["round"] * job["reps"],
                                   proc=job["round"], run_id=job["run_id"], check=job["check"],
-                                  arena_mb=job["arena_mb"], out_dir=out_dir)
+                                  arena_mb=job["arena_mb"], out_dir=out_dir, yardstick=yardstick)
         store.append(rows)
         bad = [r for r in rows if r["status"] != "ok"]
         print(f"done {idx} {'ok' if not bad else bad[-1]['status'] + ': ' + str(bad[-1]['error'])[:200]}", flush=True)
@@ -158,6 +161,7 @@ def worker(job_path: str) -> int:
 
 
 if __name__ == "__main__":
-    from alloclab.harness import cli  # noqa: F401  (configures numba's cache the way the CLI does)
+    from alloclab.harness import cli  # configures numba's cache the way the CLI does
 
+    cli.quiet_compile_warnings()
     sys.exit(worker(sys.argv[1]))

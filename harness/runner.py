@@ -169,8 +169,12 @@ def _prefix(trace, n):
 
 
 def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False, arena_mb=DEFAULT_ARENA_MB,
-             warmup=True, progress=None, on_rep=None):
-    """Measure a cell ``reps`` times; returns a list of ``(rep, RunResult)``."""
+             warmup=True, progress=None, on_rep=None, yardstick=None):
+    """Measure a cell ``reps`` times; returns a list of ``(rep, RunResult)``.
+
+    ``yardstick`` (harness/calibrate.py), when given, is timed right before and
+    right after each repetition; their mean is the repetition's ``extra["ref_s"]``.
+    """
     mod = strategies.get(strategy)
     d = strategies.descriptor(strategy)
     procs = trace.procs
@@ -179,7 +183,12 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
     if d.is_external:
         # a real peer outside numba (the Go runtime): it replays the trace itself and
         # returns one RunResult per repetition, warm-up included on its side
+        before = yardstick() if yardstick else None
         out = d.run_external(config, trace, mode=mode, reps=reps, check=check, progress=progress)
+        if yardstick:  # its repetitions run inside one Go process: one yardstick around them all
+            ref = (before + yardstick()) / 2
+            for _, r in out:
+                r.extra["ref_s"] = ref
         if on_rep is not None:
             for rep, r in out:
                 on_rep(rep, r)
@@ -195,7 +204,10 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
                     stop=min(len(trace), WARMUP_OPS))
     out = []
     for rep in range(reps):
+        before = yardstick() if yardstick else None
         r = replay_once(d, config, trace, procs, mode=mode, check=check, arena_mb=arena_mb, progress=progress)
+        if yardstick:
+            r.extra["ref_s"] = (before + yardstick()) / 2
         if check and r.status == "ok":
             errs = mod.check(r.state)
             if errs:

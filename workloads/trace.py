@@ -180,7 +180,9 @@ def load(path: str | os.PathLike) -> Trace:
         col = table.column(c)
         if col.null_count:
             raise TraceError(f"{path}: column {c!r} has null values")
-        cols[c] = col.to_numpy()
+        # writable, as a generated trace's columns are: numba types a read-only array apart,
+        # and a replay of a loaded trace would compile the executor a second time
+        cols[c] = np.require(col.to_numpy(), requirements="W")
     try:
         t = Trace(cols["p"], cols["op"], cols["kind"], cols["size"], cols["obj"], procs, meta)
         t.validate()

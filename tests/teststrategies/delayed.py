@@ -3,11 +3,12 @@
 The injected slowdown of the statistics tests: a known, real change in
 time per op with everything else equal, which ``alloclab ab`` and
 ``compare`` must call "slower". The delay is a chain of dependent
-multiply-adds (a linear congruential step) that the compiler cannot fold.
+xorshift-multiply steps that the compiler cannot fold.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -25,7 +26,7 @@ ALIGN16 = True
 
 @dataclasses.dataclass(frozen=True)
 class Config(ConfigBase):
-    delay: int = param(0, lo=0, hi=1_000_000, doc="dependent multiply-add steps per op (0: bump's speed)")
+    delay: int = param(0, lo=0, hi=1_000_000, doc="dependent xorshift-multiply steps per alloc and per free (0: no delay)")
 
 
 class State(NamedTuple):
@@ -40,16 +41,23 @@ class State(NamedTuple):
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
+    # ALLOCLAB_TEST_DELAY overrides the config, so that two runs of the same cell (same config
+    # hash, so compare matches them) can differ by a known slowdown: tests/stats_targets.py
+    delay = int(os.environ.get("ALLOCLAB_TEST_DELAY", config.delay))
     b = bump.make_state(bump.Config(), heap, nprocs)
     return State(new_counters(nprocs), heap.meta, heap.arena, b.cursor, b.limit, b.region,
-                 np.array([config.delay], np.int64), np.zeros(1, np.uint64))
+                 np.array([delay], np.int64), np.zeros(1, np.uint64))
 
 
 @kernel
 def _spin(st):
-    x = st.sink[0]
+    x = st.sink[0] | np.uint64(1)
     for _ in range(st.delay[0]):
-        x = x * np.uint64(6364136223846793005) + np.uint64(1442695040888963407)
+        # xorshift-multiply: each step depends on the last, and, unlike a plain
+        # multiply-add chain (which LLVM collapsed to a fraction of a cycle a step),
+        # has no closed form for the compiler to find
+        x ^= x >> np.uint64(33)
+        x *= np.uint64(0xFF51AFD7ED558CCD)
     st.sink[0] = x
 
 
