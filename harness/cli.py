@@ -187,11 +187,12 @@ def cmd_run(args) -> int:
     run_id = Path(args.out).name if args.out else R.new_run_id("run")
     started = R.now_iso()
     pbar = None
-    if sys.stderr.isatty() and not args.json and len(tr) * args.reps >= 2_000_000:
-        from tqdm import tqdm
+    if not args.json and len(tr) * args.reps >= 2_000_000:
+        from alloclab.harness.bench import Progress
 
-        pbar = tqdm(total=len(tr) * args.reps, unit="op", unit_scale=True, desc=f"{args.strategy} x {args.workload}",
-                    file=sys.stderr, leave=False)
+        # a bar on a terminal; piped to a file, a plain line every 10 s
+        pbar = Progress(len(tr) * args.reps, f"{args.strategy} x {args.workload}", unit="op")
+        pbar.label(f"{args.reps} reps")
     rows = []
     try:
         res = runner.run_cell(args.strategy, config, tr, mode=args.mode, reps=args.reps, check=args.check,
@@ -464,10 +465,25 @@ def _add_extra_commands(sub) -> None:
         mod.add_commands(sub, _Parser)
 
 
+def quiet_compile_warnings() -> None:
+    """Silence numba's NumbaIRAssumptionWarning, in every process that may compile a kernel.
+
+    numba's pedantic SSA check flags phi variables of inlined overloads (the dispatch's free path) while
+    compiling; the compiled code is right (every strategy's reference-model test covers it), and the warning,
+    which asks the reader to report a numba bug, reads as alloclab being broken. Only that class: any other
+    warning still shows. (pyproject's pytest filterwarnings does the same for the tests.)"""
+    import warnings
+
+    from numba.core.errors import NumbaIRAssumptionWarning
+
+    warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
+
+
 def main(argv=None) -> int:
     from alloclab.strategies import _numba_cache
 
     _numba_cache.configure()   # before any kernel module is imported: numba reads it at decoration
+    quiet_compile_warnings()
     from alloclab.harness.errors import UsageError
     from alloclab.strategies import UnavailableStrategy, UnknownStrategy
     from alloclab.strategies._config import ConfigError

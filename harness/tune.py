@@ -296,6 +296,7 @@ def fail_dead_trials(study, storage) -> int:
 def create_study(spec: TuneSpec, storage_url: str, study_name: str, seed: int):
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # its INFO lines repeat what the CLI prints
     storage = open_storage(storage_url)
     dirs = ["minimize"] * len(spec.objectives)
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
@@ -322,6 +323,9 @@ def create_study(spec: TuneSpec, storage_url: str, study_name: str, seed: int):
 def _worker_main(spec: TuneSpec, storage_url: str, study_name: str, n_trials: int, timeout, seed: int, quiet: bool):
     import optuna
 
+    from alloclab.harness.cli import quiet_compile_warnings
+
+    quiet_compile_warnings()   # a spawned process: the CLI's filters are not inherited
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(spec, storage_url, study_name, seed)
     cb = None if quiet else [_print_trial]
@@ -341,8 +345,20 @@ def run_study(spec: TuneSpec, storage_url: str, study_name: str, n_trials: int, 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(spec, storage_url, study_name, seed)
     if workers <= 1:
-        study.optimize(make_objective(spec), n_trials=n_trials, timeout=timeout, show_progress_bar=progress,
-                       gc_after_trial=False)
+        from alloclab.harness.bench import Progress
+
+        # a bar on a terminal; in a log, a plain line every 10 s (tqdm's redraws would fill it)
+        bar = Progress(n_trials, "tune", enabled=progress, unit="trial")
+
+        def tick(study, trial):
+            bar.label(f"trial {trial.number} {trial.state.name.lower()}")
+            bar.update()
+
+        try:
+            study.optimize(make_objective(spec), n_trials=n_trials, timeout=timeout, callbacks=[tick],
+                           gc_after_trial=False)
+        finally:
+            bar.close()
         return study
     ctx = mp.get_context("spawn")
     share = [n_trials // workers + (1 if i < n_trials % workers else 0) for i in range(workers)]
