@@ -163,8 +163,22 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _run_into(suite, args, kind: str, what: str) -> Path:
+    """Run ``suite`` into --out (or a new results/<run-id>-KIND), saying what and where first."""
+    from alloclab.harness import bench, results
+
+    run = Path(args.out) if args.out else Path("results") / results.new_run_id(f"{suite.name}-{kind}"
+                                                                               if kind != suite.name else kind)
+    print(f"{what} -> {run}", file=sys.stderr)
+    try:
+        bench.run_suite(suite, run, progress=not args.no_progress)
+    except (bench.SuiteError, OSError) as e:
+        raise UsageError(str(e)) from None
+    return run
+
+
 def cmd_noise(args) -> int:
-    from alloclab.harness import bench, noise, results
+    from alloclab.harness import bench, noise
 
     if args.from_dir:
         run = Path(args.from_dir)
@@ -176,13 +190,8 @@ def cmd_noise(args) -> int:
         except bench.SuiteError as e:
             raise UsageError(str(e)) from None
         suite.processes *= 2
-        run = Path(args.out) if args.out else Path("results") / results.new_run_id(f"{suite.name}-noise")
-        print(f"noise: {len(suite.cells)} cells x {suite.processes} processes (two interleaved halves) "
-              f"x {suite.reps} reps -> {run}", file=sys.stderr)
-        try:
-            bench.run_suite(suite, run, progress=not args.no_progress)
-        except (bench.SuiteError, OSError) as e:
-            raise UsageError(str(e)) from None
+        run = _run_into(suite, args, "noise", f"noise: {len(suite.cells)} cells x {suite.processes} processes "
+                                              f"(two interleaved halves) x {suite.reps} reps")
     try:
         table, summary = noise.noise_table(run)
     except (ValueError, FileNotFoundError) as e:
@@ -207,7 +216,7 @@ def _ab_side(spec: str):
 
 def cmd_ab(args) -> int:
     from alloclab import workloads
-    from alloclab.harness import bench, noise, results
+    from alloclab.harness import bench, noise
 
     (sa, ca), (sb, cb) = _ab_side(args.a), _ab_side(args.b)
     if sa == sb and ca == cb:
@@ -224,13 +233,8 @@ def cmd_ab(args) -> int:
     for w in args.workload:
         for s, c in ((sa, ca), (sb, cb)):
             suite.cells.append(bench.Cell(s, c, w, {"scale": args.scale}, args.procs, args.mode, 1))
-    run = Path(args.out) if args.out else Path("results") / results.new_run_id("ab")
-    print(f"ab: {args.a} against {args.b} on {', '.join(args.workload)}: {args.processes} processes x "
-          f"{args.reps} reps, ABBA -> {run}", file=sys.stderr)
-    try:
-        bench.run_suite(suite, run, progress=not args.no_progress)
-    except (bench.SuiteError, OSError) as e:
-        raise UsageError(str(e)) from None
+    run = _run_into(suite, args, "ab", f"ab: {args.a} against {args.b} on {', '.join(args.workload)}: "
+                                       f"{args.processes} processes x {args.reps} reps, ABBA")
     ha, hb = ca.config_hash(), cb.config_hash()
     table = noise.ab_table(run, "A", "B", lambda g: (g["strategy"] == sa) & (g["config_hash"] == ha),
                            lambda g: (g["strategy"] == sb) & (g["config_hash"] == hb))
