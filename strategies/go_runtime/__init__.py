@@ -18,7 +18,8 @@ free drops the reference: memory comes back when Go's collector says so,
 which is the point of running the real thing next to the ``go`` model.
 serial: one goroutine, GOMAXPROCS=1 (the collector's work lands on the one
 measured thread); threads: one goroutine per P, GOMAXPROCS=procs, cross-P
-frees wait until the allocating goroutine has published the object. One
+frees wait until the allocating goroutine has published that object in its
+slot (slots are reused, so the wait is for the object's id, not any pointer). One
 untimed warm-up on the first ``WARMUP_OPS`` ops, then each repetition is a
 fresh replay after runtime.GC() + debug.FreeOSMemory(), in one process.
 
@@ -33,16 +34,16 @@ at the end; names as in runtime.MemStats):
                         own heap). Not raw HeapSys: HeapSys never shrinks within
                         a process (released pages stay in it), so after the
                         first rep it would repeat the first rep's peak.
-    in_use_at_peak      peak HeapInuse minus its value at the rep's start
+    in_use_at_peak      peak HeapInuse minus its value at the rep's baseline
                         (includes garbage not yet swept, so the report's
                         "internal fragmentation" of go-runtime counts GC lag)
     counters            ALLOCS, FREES (ops replayed); extras: gc_cycles (NumGC
                         during the rep) and the raw, not rebased, peaks
                         heap_sys_peak, heap_inuse_peak, heap_alloc_peak,
                         sys_peak (HeapSys, HeapInuse, HeapAlloc, Sys);
-                        bysize_mallocs (the rep's MemStats.BySize Mallocs,
-                        all classes: Go objects up to BySize[60].Size, a
-                        tiny allocator's 16-B block counted once),
+                        bysize_mallocs (the rep's MemStats.BySize Mallocs
+                        summed over its 61 entries: Go objects up to
+                        BySize[60].Size, each new tiny block counted once),
                         tiny_allocs (allocs that went into a current tiny
                         block, not in BySize), slots (goreplay's slot table).
                         FAST_HITS, REFILLS, locks, IN_USE: 0 (not visible

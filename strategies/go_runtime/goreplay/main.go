@@ -1,5 +1,5 @@
 // goreplay replays an alloclab trace on the real Go runtime: the go-runtime
-// strategy (strategies/go_runtime.py) builds and runs it.
+// strategy (strategies/go_runtime/__init__.py) builds and runs it.
 //
 //	goreplay -trace FILE [-mode serial|threads] [-reps N] [-warmup OPS] [-gogc N] [-check]
 //
