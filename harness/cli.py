@@ -16,10 +16,27 @@ from pathlib import Path
 from alloclab.harness.limits import DEFAULT_ARENA_MB, MAX_ARENA_MB, MAX_PROCS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+NO_PROGRESS_HELP = "no progress output (otherwise a bar on a terminal, a plain line every 10 s elsewhere)"
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Each option's help ends with its default, unless the text already says it (or there is none to say:
+    a flag, an option that is unset unless given); the epilog's examples keep their lines."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if not action.option_strings or "default" in text or unset or action.required:
+            return text
+        return f"{text} (default %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line (not usage + error) and exit 2."""
+    """argparse, but a bad flag is one line (not usage + error) and exit 2; help in the _Help format."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
@@ -380,75 +397,116 @@ def cmd_sizeclasses(args) -> int:
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="alloclab", description="Benchmark and tune memory-allocator strategies.")
+    p = _Parser(prog="alloclab", description="Benchmark and tune memory-allocator strategies.",
+                epilog="examples:\n  alloclab bench --suite quick --report   # what `make bench` runs\n"
+                       "  alloclab doctor                         # what is installed, what is missing\n"
+                       "`alloclab COMMAND --help` explains a command.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("list", help="strategies and workloads")
+    s = sub.add_parser("list", help="strategies and workloads",
+                       epilog="examples:\n  alloclab list\n  alloclab list -v   # with each config field's default and range")
     s.add_argument("-v", "--verbose", action="store_true", help="also list each config field and workload parameter")
     s.set_defaults(fn=cmd_list)
 
     def workload_args(s, default_ops=None):
         s.add_argument("-w", "--workload", required=True, help="workload name or trace:FILE")
         s.add_argument("--procs", type=_procs, default=None, help="number of Ps (default 1; 2 in threads mode)")
-        s.add_argument("--ops", type=_nonneg_int, default=default_ops, help="ops to generate (workloads with an ops parameter)")
-        s.add_argument("--seed", type=_nonneg_int, default=0)
-        s.add_argument("--scale", type=_scale, default=1.0, help="workload size factor (1.0 = publishing default)")
-        s.add_argument("--param", "-P", type=_kv, action="append", metavar="KEY=VALUE", help="workload parameter")
+        s.add_argument("--ops", type=_nonneg_int, default=default_ops,
+                       help="ops to generate, for workloads with an ops parameter (default: the workload's, "
+                            "times --scale)")
+        s.add_argument("--seed", type=_nonneg_int, default=0, help="the workload generator's random seed")
+        s.add_argument("--scale", type=_scale, default=1.0,
+                       help="workload size factor, 0 < SCALE <= 1000; 1.0 is the publishing size")
+        s.add_argument("--param", "-P", type=_kv, action="append", metavar="KEY=VALUE",
+                       help="set a workload parameter (repeatable; default: the workload's own values, which "
+                            "`alloclab list -v` lists)")
 
-    s = sub.add_parser("run", help="run one cell: a strategy on a workload")
-    s.add_argument("-s", "--strategy", required=True)
+    s = sub.add_parser("run", help="run one cell: a strategy on a workload",
+                       epilog="examples:\n  alloclab run -s go -w web --scale 0.1\n"
+                              "  alloclab run -s freelist -w larson --mode threads --procs 4 --reps 5 --json")
+    s.add_argument("-s", "--strategy", required=True, help="strategy name (`alloclab list`)")
     workload_args(s)
-    s.add_argument("--reps", type=_positive_int, default=3)
-    s.add_argument("--mode", choices=("serial", "threads"), default="serial")
-    s.add_argument("--config", help="strategy config (TOML)")
+    s.add_argument("--reps", type=_positive_int, default=3, help="timed repetitions, after one untimed warm-up")
+    s.add_argument("--mode", choices=("serial", "threads"), default="serial",
+                   help="serial: one thread replays every P's ops in order; threads: one thread per P")
+    s.add_argument("--config", help="strategy config (TOML; default: the strategy's defaults)")
     s.add_argument("--check", action="store_true", help="verify every op and the strategy's invariants")
     s.add_argument("--json", action="store_true", help="one JSON object per repetition")
     s.add_argument("--arena-mb", type=_arena_mb, default=DEFAULT_ARENA_MB,
                    help=f"simulated address space (MiB, 1..{MAX_ARENA_MB})")
-    s.add_argument("--out", help="also append the rows to this results folder")
+    s.add_argument("--out", help="also append the rows to this results folder (default: none)")
     s.set_defaults(fn=cmd_run)
 
-    s = sub.add_parser("check", help="run strategies with --check on a workload")
+    s = sub.add_parser("check", help="run strategies with --check on a workload",
+                       epilog="examples:\n  alloclab check\n  alloclab check -s go -w web --mode threads")
     s.add_argument("-s", "--strategy", action="append", help="strategy (repeatable; default all)")
-    s.add_argument("-w", "--workload", default="random")
-    s.add_argument("--procs", type=_procs, default=2)
-    s.add_argument("--ops", type=_nonneg_int, default=None)
-    s.add_argument("--seed", type=_nonneg_int, default=0)
-    s.add_argument("--scale", type=_scale, default=0.05)
-    s.add_argument("--param", "-P", type=_kv, action="append", metavar="KEY=VALUE")
-    s.add_argument("--mode", choices=("serial", "threads"), default="serial")
-    s.add_argument("--arena-mb", type=_arena_mb, default=DEFAULT_ARENA_MB)
+    s.add_argument("-w", "--workload", default="random", help="workload name or trace:FILE")
+    s.add_argument("--procs", type=_procs, default=2, help="number of Ps")
+    s.add_argument("--ops", type=_nonneg_int, default=None,
+                   help="ops to generate, for workloads with an ops parameter (default: the workload's, times --scale)")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="the workload generator's random seed")
+    s.add_argument("--scale", type=_scale, default=0.05, help="workload size factor, 0 < SCALE <= 1000")
+    s.add_argument("--param", "-P", type=_kv, action="append", metavar="KEY=VALUE",
+                   help="set a workload parameter (repeatable; default: the workload's own values)")
+    s.add_argument("--mode", choices=("serial", "threads"), default="serial",
+                   help="serial: one thread replays every P's ops in order; threads: one thread per P")
+    s.add_argument("--arena-mb", type=_arena_mb, default=DEFAULT_ARENA_MB,
+                   help=f"simulated address space (MiB, 1..{MAX_ARENA_MB})")
     s.set_defaults(fn=cmd_check)
 
-    s = sub.add_parser("trace", help="generate, inspect or import traces")
+    s = sub.add_parser("trace", help="generate, inspect or import traces",
+                       epilog="examples:\n  alloclab trace gen -w spawn-storm --scale 0.1 -o ss.parquet\n"
+                              "  alloclab trace info ss.parquet")
     tsub = s.add_subparsers(dest="trace_cmd", required=True, parser_class=_Parser)
-    g = tsub.add_parser("gen", help="generate a workload's trace into a Parquet file")
+    g = tsub.add_parser("gen", help="generate a workload's trace into a Parquet file",
+                        epilog="examples:\n  alloclab trace gen -w web --scale 0.1 -o web.parquet\n"
+                               "  alloclab trace gen -w web --procs 4 --seed 7 -o web-p4.parquet")
     workload_args(g)
-    g.add_argument("-o", "--output", required=True)
+    g.add_argument("-o", "--output", required=True, help="the Parquet file to write")
     g.set_defaults(fn=cmd_trace)
-    i = tsub.add_parser("info", help="summarise a trace file")
-    i.add_argument("file")
-    i.add_argument("--json", action="store_true")
+    i = tsub.add_parser("info", help="summarise a trace file",
+                        epilog="examples:\n  alloclab trace info web.parquet\n  alloclab trace info web.parquet --json")
+    i.add_argument("file", help="a trace (Parquet) file")
+    i.add_argument("--json", action="store_true", help="the summary as one JSON object")
     i.set_defaults(fn=cmd_trace)
     m = tsub.add_parser("import", help="import a real program's allocation log (glibc mtrace, valgrind "
-                                       "--trace-malloc=yes, alloclab's recorder)")
-    m.add_argument("--format", "-f", required=True, choices=("mtrace", "valgrind", "rec"))
-    m.add_argument("file")
-    m.add_argument("-o", "--output", required=True)
+                                       "--trace-malloc=yes, alloclab's recorder)",
+                        epilog="examples:\n  alloclab trace import -f mtrace mtrace.log -o prog.parquet\n"
+                               "  alloclab trace import -f valgrind vg.log -o prog.parquet")
+    m.add_argument("--format", "-f", required=True, choices=("mtrace", "valgrind", "rec"),
+                   help="the log's format: glibc mtrace, valgrind --trace-malloc=yes, or alloclab's recorder")
+    m.add_argument("file", help="the allocation log")
+    m.add_argument("-o", "--output", required=True, help="the Parquet trace file to write")
     m.set_defaults(fn=cmd_trace_import)
-    r = tsub.add_parser("record", help="run a program under alloclab's LD_PRELOAD recorder and save its trace")
-    r.add_argument("-o", "--output", required=True)
-    r.add_argument("--keep-log", metavar="DIR", help="also keep the raw recordings in DIR")
+    r = tsub.add_parser("record", help="run a program under alloclab's LD_PRELOAD recorder and save its trace",
+                        epilog="examples:\n  alloclab trace record -o ls.parquet -- ls -lR /usr/share\n"
+                               "  alloclab trace record -o sort.parquet --keep-log logs -- sort /etc/services")
+    r.add_argument("-o", "--output", required=True, help="the Parquet trace file to write")
+    r.add_argument("--keep-log", metavar="DIR", help="also keep the raw recordings in DIR (default: deleted)")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     r.set_defaults(fn=cmd_trace_record)
 
-    s = sub.add_parser("sizeclasses", help="print the go strategy's generated size-class table")
-    s.add_argument("--config", help="go config (TOML) with size-class generator parameters")
+    s = sub.add_parser("sizeclasses", help="print the go strategy's generated size-class table",
+                       epilog="examples:\n  alloclab sizeclasses\n  alloclab sizeclasses --config go.toml --csv")
+    s.add_argument("--config", help="go config (TOML) with size-class generator parameters (default: Go's)")
     s.add_argument("--csv", action="store_true", help="CSV with the columns of Go's table")
     s.set_defaults(fn=cmd_sizeclasses)
 
+    s = sub.add_parser("doctor", help="what this machine has for alloclab: Go, Chromium, database drivers, "
+                                      "the numba cache; what each missing piece disables",
+                       epilog="examples:\n  alloclab doctor\n  XDG_CACHE_HOME=/tmp/c alloclab doctor   "
+                              "# a cold numba cache")
+    s.set_defaults(fn=cmd_doctor)
+
     _add_extra_commands(sub)
     return p
+
+
+def cmd_doctor(args) -> int:
+    from alloclab.harness import doctor
+
+    print(doctor.report())
+    return EXIT_OK   # it reports; a missing piece is not an error
 
 
 def _add_extra_commands(sub) -> None:

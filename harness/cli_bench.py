@@ -8,9 +8,11 @@ from alloclab.harness.errors import UsageError
 
 
 def add_commands(sub, parser_class) -> None:
-    from alloclab.harness.cli import _positive_int
+    from alloclab.harness.cli import NO_PROGRESS_HELP, _positive_int
 
-    s = sub.add_parser("bench", help="run a suite of cells into a results folder")
+    s = sub.add_parser("bench", help="run a suite of cells into a results folder",
+                       epilog="examples:\n  alloclab bench --suite quick --report   # what `make bench` runs\n"
+                              "  alloclab bench --suite full --out results/full --resume   # complete an interrupted run")
     s.add_argument("--suite", default="quick", help="quick, full, targets, scaling, or a suite TOML file")
     s.add_argument("--reps", type=_positive_int,
                    help="timed repetitions per cell in each process, after its warm-up (default: the suite's, else 1)")
@@ -23,13 +25,16 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("--out", help="results folder (default results/<run-id>)")
     s.add_argument("--resume", action="store_true", help="complete an interrupted run folder (--out)")
     s.add_argument("--config", action="append", metavar="STRATEGY=FILE.toml",
-                   help="use this config for a strategy in every cell (e.g. a tuned best.toml)")
+                   help="use this config for a strategy in every cell, e.g. a tuned best.toml (repeatable; "
+                        "default: the suite's configs)")
     s.add_argument("--check", action="store_true", help="verify every op (slow)")
     s.add_argument("--report", action="store_true", help="write the report afterwards and print its path")
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     s.set_defaults(fn=cmd_bench)
 
-    s = sub.add_parser("report", help="write index.html, report.md and summary.csv from run folders")
+    s = sub.add_parser("report", help="write index.html, report.md and summary.csv from run folders",
+                       epilog="examples:\n  alloclab report results/<run-id>\n"
+                              "  alloclab report results/<bench-run> results/<tune-run> -o report --baseline system")
     s.add_argument("runs", nargs="+", help="results folders")
     s.add_argument("-o", "--out", help="output folder (default: <first run>/report)")
     s.add_argument("--baseline", default="bump", help="strategy that times are quoted against")
@@ -43,8 +48,9 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("--reps", type=_positive_int, help="repetitions per process (default: the suite's)")
     s.add_argument("--out", help="results folder (default results/<run-id>-noise); kept, so it can be reported")
     s.add_argument("--from", dest="from_dir", metavar="RUN_DIR",
-                   help="analyse this existing run folder instead of running (4 or more processes)")
-    s.add_argument("--no-progress", action="store_true")
+                   help="analyse this existing run folder instead of running (4 or more processes; default: run "
+                        "the suite)")
+    s.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     s.set_defaults(fn=cmd_noise)
 
     s = sub.add_parser("ab", help="compare two configs or strategies properly: interleaved (ABBA) processes, "
@@ -56,16 +62,19 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("-w", "--workload", action="append", required=True, help="workload (repeatable)")
     s.add_argument("--scale", type=float, default=0.05, help="workload size factor (default 0.05)")
     s.add_argument("--procs", type=_positive_int, default=1, help="number of Ps (default 1)")
-    s.add_argument("--mode", choices=("serial", "threads"), default="serial")
+    s.add_argument("--mode", choices=("serial", "threads"), default="serial",
+                   help="serial: one thread replays every P's ops in order; threads: one thread per P")
     s.add_argument("--processes", type=_positive_int, default=8, help="processes, each running A and B (default 8)")
     s.add_argument("--reps", type=_positive_int, default=1, help="repetitions per process and side (default 1)")
     s.add_argument("--out", help="results folder (default results/<run-id>-ab)")
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     s.set_defaults(fn=cmd_ab)
 
-    s = sub.add_parser("compare", help="per-cell verdicts of NEW against OLD: slower, faster or ~ (cannot tell)")
-    s.add_argument("old")
-    s.add_argument("new")
+    s = sub.add_parser("compare", help="per-cell verdicts of NEW against OLD: slower, faster or ~ (cannot tell)",
+                       epilog="examples:\n  alloclab compare results/<before> results/<after>\n"
+                              "  alloclab compare results/<before> results/<after> --fail min:5%%   # a CI gate")
+    s.add_argument("old", help="the baseline results folder")
+    s.add_argument("new", help="the results folder judged against it")
     s.add_argument("--fail", metavar="STAT:PCT", help="exit 1 when a cell is significantly slower and its STAT ratio exceeds 1 + PCT, "
                         "e.g. min:5%% or median:10%% (default: never fail)")
     s.set_defaults(fn=cmd_compare)
@@ -118,8 +127,8 @@ def cmd_bench(args) -> int:
     if args.report:
         from alloclab.harness import report
 
-        index = report.write_report([out], out / "report", baseline="bump")
-        print(f"report: {index.resolve()}")
+        written = report.write_report([out], out / "report", baseline="bump")
+        print(f"\n{written.terminal}\nreport: {written.index.resolve()}")
     return 0
 
 
@@ -131,10 +140,10 @@ def cmd_report(args) -> int:
             raise UsageError(f"{r}: not a results folder")
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report"
     try:
-        index = report.write_report([Path(r) for r in args.runs], out, baseline=args.baseline)
+        written = report.write_report([Path(r) for r in args.runs], out, baseline=args.baseline)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
-    print(f"report: {index.resolve()}")
+    print(f"{written.terminal}\nreport: {written.index.resolve()}")
     return 0
 
 

@@ -10,15 +10,18 @@ from alloclab.harness.errors import UsageError
 
 
 def add_commands(sub, parser_class) -> None:
-    from alloclab.harness.cli import _nonneg_int, _positive_int, _procs, _scale
+    from alloclab.harness.cli import NO_PROGRESS_HELP, _nonneg_int, _positive_int, _procs, _scale
 
-    s = sub.add_parser("tune", help="search a strategy's parameters with Optuna")
-    s.add_argument("-s", "--strategy", required=True)
+    s = sub.add_parser("tune", help="search a strategy's parameters with Optuna",
+                       epilog="examples:\n  alloclab tune -s go -w web --objective inuse --trials 200\n"
+                              "  ALLOCLAB_STORAGE=postgresql://user:pw@host/db alloclab tune -s go -w web --study shared"
+                              "   # a shared study; the password never shows")
+    s.add_argument("-s", "--strategy", required=True, help="strategy whose config is searched (`alloclab list -v`)")
     s.add_argument("-w", "--workloads", required=True, help="tuning workloads, comma-separated")
     s.add_argument("--objective", default="memory", help="memory (peak mapped / live), inuse (peak bytes in spans / live, finer), time, locks, "
                         "or several comma-separated (Pareto)")
     s.add_argument("--trials", type=_positive_int, default=50, help="trials to add to the study")
-    s.add_argument("--timeout", type=_positive_int, help="stop adding trials after this many seconds")
+    s.add_argument("--timeout", type=_positive_int, help="stop adding trials after this many seconds (default: no limit)")
     s.add_argument("--storage", help="Optuna storage: SQLAlchemy URL, journal:PATH or PATH.log (default: the "
                                      "ALLOCLAB_STORAGE environment variable, else sqlite:///results/tuning.db); "
                                      "a password in the URL is shown and stored as ***")
@@ -28,14 +31,15 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("--tune-seeds", type=_positive_int, default=1,
                    help="traces per workload a trial is scored on (seeds SEED..SEED+N-1; geometric mean)")
     s.add_argument("--scale", type=_scale, help="workload scale for tuning (default: per workload, see tune.py)")
-    s.add_argument("--procs", type=_procs, default=2)
-    s.add_argument("--fix", action="append", metavar="KEY=VALUE", help="hold a config field fixed")
+    s.add_argument("--procs", type=_procs, default=2, help="number of Ps in the tuning traces")
+    s.add_argument("--fix", action="append", metavar="KEY=VALUE", help="hold a config field fixed (repeatable; default: "
+                   "search every tunable field)")
     s.add_argument("--tune-all", action="store_true",
                    help="also search the tunable fields held at their defaults because they describe the machine "
                         "(go: heap_growth_kb); fields with tune=False are never searched")
     s.add_argument("--out", help="write the best config here as TOML (default results/best-<study>.toml)")
     s.add_argument("--no-validate", action="store_true", help="skip the held-out validation")
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     s.set_defaults(fn=cmd_tune)
 
 

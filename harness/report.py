@@ -15,6 +15,7 @@ import html
 import io
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -464,7 +465,32 @@ def tuning_tables(rec: dict) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Path:
+@dataclass(frozen=True)
+class Written:
+    """What write_report made: the report's index.html, and its answer in a few lines for the terminal."""
+    index: Path
+    terminal: str
+
+
+def terminal_summary(gm: pd.DataFrame, claims: pd.DataFrame, baseline: str) -> str:
+    """The claims' verdicts and the geometric means, as plain text (about 15 lines for the quick suite)."""
+    lines = ["The article's claims (measured; verdict):"]
+    for (cid, *_), (_, c), ratio in zip(CLAIMS, claims.iterrows(), _claims_view(claims)["measured_ratio"]):
+        measured = (c["measured"] if ratio in c["measured"] else f"{c['measured']} ({ratio})") if c["measured"] else "-"
+        lines.append(f"  {cid:<10} {measured}; {c['verdict']}")
+    lines.append(f"Geometric means over workloads, serial (time relative to {baseline}, 95% interval; "
+                 "* = differs from 1; overhead = peak mapped / peak live):")
+    width = max([len(str(x)) for x in gm["label"]] + [5])
+    for _, g in gm.iterrows():
+        interval = f"({g['lo']:.2f}..{g['hi']:.2f})" if np.isfinite(g["lo"]) and g["label"] != baseline else ""
+        rel = f"{g['geomean_rel_time']:.2f}" if np.isfinite(g["geomean_rel_time"]) else "-"
+        ov = f"{g['geomean_overhead']:.2f}x" if np.isfinite(g["geomean_overhead"]) else "-"
+        lines.append(f"  {g['label']:<{width}}  time {rel:>5} {interval:<15}{'*' if g['significant'] else ' '}  "
+                     f"overhead {ov}")
+    return "\n".join(lines)
+
+
+def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Written:
     df = R.load(run_dirs)
     if df.empty:
         raise ValueError(f"no result rows in {', '.join(map(str, run_dirs))}")
@@ -498,7 +524,7 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Pat
     index = out / "index.html"
     atomic_write(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables,
                               scaling))
-    return index
+    return Written(index, terminal_summary(gm, claims, baseline))
 
 
 def _md_table(df: pd.DataFrame) -> str:

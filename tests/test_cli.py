@@ -135,3 +135,121 @@ def test_console_script_runs_in_a_subprocess():
     assert "ns/op" in r.stdout
     r = run_cli("run", "-s", "bump", "-w", "random", "--procs", "-3")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def _commands(parser, path=()):
+    """(path, parser) for every command and sub-command."""
+    import argparse
+
+    yield path, parser
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                yield from _commands(sub, path + (name,))
+
+
+def _flag(action) -> bool:
+    return action.nargs == 0   # store_true / store_false / store_const / help: on or off, nothing to default
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    from alloclab.harness.cli import build_parser
+
+    missing = []
+    for path, p in _commands(build_parser()):
+        fmt = p._get_formatter()
+        for a in p._actions:
+            if a.__class__.__name__ == "_SubParsersAction" or a.dest == "help":
+                continue
+            name = " ".join(("alloclab",) + path) + " " + (a.option_strings[-1] if a.option_strings else a.dest)
+            text = fmt._get_help_string(a) if a.help else ""
+            if not text.strip():
+                missing.append(f"{name}: no help")
+            elif a.option_strings and not _flag(a) and not a.required and "default" not in text:
+                missing.append(f"{name}: help does not give the default")
+    assert not missing, "\n".join(missing)
+
+
+def test_every_command_help_ends_with_examples():
+    from alloclab.harness.cli import build_parser
+
+    for path, p in _commands(build_parser()):
+        assert p.epilog and "example" in p.epilog, f"alloclab {' '.join(path)}: no examples in --help"
+        lines = p.format_help().rstrip().splitlines()
+        # the examples end the help and keep their lines (not re-wrapped into one paragraph)
+        ex = p.epilog.rstrip().splitlines()
+        assert lines[-len(ex):] == ex, (path, lines[-len(ex):])
+        assert any("alloclab " in line for line in ex), path
+
+
+def test_doctor_reports_each_piece_and_what_a_missing_one_disables(tmp_path, monkeypatch, capsys):
+    import shutil as sh
+
+    from alloclab.harness import doctor
+
+    # nothing on PATH, no psycopg: every optional piece is missing, and doctor says what that disables and
+    # which package brings it; it reports, so it still exits 0
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(doctor, "_import_version", lambda mod: None if mod == "psycopg" else "9.9")
+    assert sh.which("go") is None
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    for piece, disables, package in (("go", "go-runtime", "golang-go"), ("chromium", "report", "chromium"),
+                                     ("psycopg", "PostgreSQL", "psycopg[binary]")):
+        line = next(x for x in out.splitlines() if x.split() and x.split()[0] == piece)
+        assert "missing" in line, line
+        assert disables in out and package in out
+    assert "sqlite3" in out and "numba cache" in out
+
+
+def test_doctor_finds_what_is_installed_and_the_cache_state(tmp_path, monkeypatch, capsys):
+    from alloclab.harness import doctor
+
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    go = bin_ / "go"
+    go.write_text("#!/bin/sh\necho 'go version go1.22.4 linux/amd64'\n")
+    go.chmod(0o755)
+    chromium = bin_ / "chromium"
+    chromium.write_text("#!/bin/sh\necho 'Chromium 130.0.6723.91 built on Debian'\n")
+    chromium.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_))
+    monkeypatch.setattr(doctor, "_import_version", lambda mod: "3.2.1")
+    cache = tmp_path / "numba-cache"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    assert doctor.numba_cache_state(cache)[0] == "cold"
+    sub = cache / "harness_0123"
+    sub.mkdir(parents=True)
+    (sub / "executor.replay-200.py311.nbi").write_bytes(b"x" * 10)
+    (sub / "executor.replay-200.py311.1.nbc").write_bytes(b"x" * 10)
+    assert doctor.numba_cache_state(cache)[0] == "warm"
+    (sub / "executor.replay-200.py311.nbi").write_bytes(b"")
+    assert doctor.numba_cache_state(cache)[0] == "cold"   # an empty index loads nothing
+    text = doctor.report()
+    assert "go1.22.4" in text and "Chromium 130.0.6723.91" in text and "3.2.1" in text and "missing" not in text
+
+
+def test_terminal_summary_gives_each_claims_verdict_and_each_geomean():
+    import numpy as np
+    import pandas as pd
+
+    from alloclab.harness import report
+
+    claims = pd.DataFrame([dict(claim=c[1], article=c[2], article_ratio=c[3], compared="x", measured=m, measured_ratio=r,
+                                verdict=v)
+                           for c, m, r, v in zip(report.CLAIMS, ["300 vs 100 ops/ms", "", "0.2 vs 0.1 us", "95.00% hits"],
+                                                 [3.0, np.nan, 2.0, 0.95],
+                                                 ["holds (ratio at least 3/4 of the article's)", "not measured",
+                                                  "direction holds, smaller effect", "holds"])])
+    gm = pd.DataFrame([dict(label="bump", workloads=3, geomean_rel_time=1.0, lo=1.0, hi=1.0, significant=False,
+                            geomean_overhead=20.0),
+                       dict(label="go[gogc=50]", workloads=3, geomean_rel_time=2.5, lo=2.25, hi=2.75, significant=True,
+                            geomean_overhead=np.nan)])
+    lines = report.terminal_summary(gm, claims, "bump").splitlines()
+    assert len(lines) == 2 + len(report.CLAIMS) + len(gm)
+    assert lines[1].split()[0] == "throughput" and "300 vs 100 ops/ms (3.00x)" in lines[1] and lines[1].endswith("holds (ratio at least 3/4 of the article's)")
+    assert lines[2].split()[:2] == ["memory", "-;"] and lines[2].endswith("not measured")
+    assert "95.00% hits; holds" in lines[4]    # a rate already in the text is not repeated
+    assert "relative to bump" in lines[5]
+    assert lines[6].split() == ["bump", "time", "1.00", "overhead", "20.00x"]
+    assert lines[7].split() == ["go[gogc=50]", "time", "2.50", "(2.25..2.75)", "*", "overhead", "-"]
