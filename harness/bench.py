@@ -422,6 +422,7 @@ def _error_row(run_id, started, cell: Cell, rep: int, msg: str, stats, proc: int
         peak_mapped_bytes = 0
         in_use_at_peak = -1
         per_p_wall_s: list = []
+        extra: dict = {}
 
     stats = stats or dict(ops=0, peak_live_bytes=0)
     return R.make_row(run_id=run_id, started_at=started, strategy=cell.strategy, config=cell.config,

@@ -118,7 +118,7 @@ def make_row(*, run_id, started_at, strategy, config, workload, workload_params,
         spins=int(counters.get("spins", 0)), per_p_wall_json=json.dumps([round(t, 6) for t in result.per_p_wall_s]),
         counters_json=json.dumps(counters, sort_keys=True),
     )
-    ref = result.extra.get("ref_s") if isinstance(getattr(result, "extra", None), dict) else None
+    ref = result.extra.get("ref_s")
     row["ref_ns"] = float(ref) * 1e9 if ref else float("nan")
     row["cell_id"] = cell_id(row)
     return row
