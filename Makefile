@@ -13,14 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# the quick suite + report; prints the path of index.html at the end
+# the quick suite + report; prints the claims' verdicts, the geomeans and the path of index.html
 bench: $(STAMP)
 	$(BIN)/alloclab bench --suite quick --report
 
+# the tests, then the micro-suite once with timing off (a smoke run: a broken micro-benchmark fails here)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-disable
 
-# pytest-benchmark micro-suite (not part of `make test`)
+# pytest-benchmark micro-suite, timed; each run saved under .benchmarks/ (see README, Benchmarks)
 bench-micro: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only --benchmark-autosave
 
