@@ -158,6 +158,9 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path):
     optuna.delete_study(study_name=study, storage=PG_URL)
 
 
+# study.ask() on a heartbeat storage is this test's way to leave a trial RUNNING without a heartbeat, which is what
+# Optuna's warning is about
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize:UserWarning")
 def test_a_killed_trial_without_heartbeat_is_failed_once_older_than_grace(tmp_path, monkeypatch):
     """A process killed before its first heartbeat leaves a RUNNING trial no stale check sees; fail_dead_trials fails it
     once it is older than grace + one interval, and leaves a young one alone (its process may still be alive)."""
@@ -236,3 +239,12 @@ def test_tune_with_storage_from_the_environment_never_shows_the_password(tmp_pat
     assert meta["storage"] == "postgresql://alloclab:***@127.0.0.1/tune"
     for text in [out, err] + [p.read_bytes().decode("utf-8", "replace") for p in written]:
         assert "h7-Fake" not in text and "p@ss" not in text
+
+
+def test_progress_off_a_terminal_is_plain_lines(tmp_path, monkeypatch, capsys):
+    """Piped to a log, tune's progress is a plain line now and then (the last at the end), never tqdm's redraws."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "-s", "freelist", "-w", "web", "--scale", SCALE, "--trials", "3", "--no-validate",
+                 "--storage", f"sqlite:///{tmp_path}/t.db", "--out", str(tmp_path / "best.toml")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "tune: 3/3 trials" in err, err
