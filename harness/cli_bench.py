@@ -72,7 +72,7 @@ def add_commands(sub, parser_class) -> None:
 
     s = sub.add_parser("compare", help="per-cell verdicts of NEW against OLD: slower, faster or ~ (cannot tell)",
                        epilog="examples:\n  alloclab compare results/<before> results/<after>\n"
-                              "  alloclab compare results/<before> results/<after> --fail min:5%%   # a CI gate")
+                              "  alloclab compare results/<before> results/<after> --fail min:5%   # a CI gate")
     s.add_argument("old", help="the baseline results folder")
     s.add_argument("new", help="the results folder judged against it")
     s.add_argument("--fail", metavar="STAT:PCT", help="exit 1 when a cell is significantly slower and its STAT ratio exceeds 1 + PCT, "
