@@ -253,3 +253,19 @@ def test_terminal_summary_gives_each_claims_verdict_and_each_geomean():
     assert "relative to bump" in lines[5]
     assert lines[6].split() == ["bump", "time", "1.00", "overhead", "20.00x"]
     assert lines[7].split() == ["go[gogc=50]", "time", "2.50", "(2.25..2.75)", "*", "overhead", "-"]
+
+
+def test_quiet_compile_warnings_silences_only_numbas_ir_assumption_warning():
+    import warnings
+
+    from numba.core.errors import NumbaIRAssumptionWarning, NumbaPedanticWarning
+
+    from alloclab.harness.cli import quiet_compile_warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_compile_warnings()
+        warnings.warn(NumbaIRAssumptionWarning("variable 'x' is not in scope."))
+        warnings.warn(NumbaPedanticWarning("another pedantic warning"))
+        warnings.warn(UserWarning("anything else"))
+    assert [type(w.message) for w in seen] == [NumbaPedanticWarning, UserWarning]
