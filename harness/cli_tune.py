@@ -127,7 +127,8 @@ def cmd_tune(args) -> int:
     validation = []
     if not args.no_validate:
         print("\nheld-out validation (tuned vs default):")
-        validation = T.held_out_validation(spec, configs[0])
+        validation = T.held_out_validation(spec, configs[0], out_dir=out_dir / "validation-time",
+                                           progress=True)
         _print_validation(validation)
     store = R.ResultsStore(out_dir, meta={"command": "tune", "study": study_name,
                                                  "storage": T.mask_url(storage)})
@@ -136,6 +137,11 @@ def cmd_tune(args) -> int:
     (out_dir / "tuning.json").write_text(json.dumps(rec, indent=1, default=str))
     print(f"tuning record and validation rows in {out_dir} (alloclab report {out_dir})")
     return 0
+
+
+def _verdict(r) -> str:
+    mde = "none" if r["ns_mde"] == float("inf") else f"{r['ns_mde']:.0%}"
+    return f"{r['ns_verdict']}, {r['ns_processes']} processes a side, detectable {mde}"
 
 
 def _print_validation(rows):
@@ -148,7 +154,7 @@ def _print_validation(rows):
               f"{r['tuned_overhead']:.3f} ({r['overhead_change']:+.1%}; floor {r['floor_overhead']:.3f}, "
               f"{r['floor_change']:+.1%} at most), in-use {r['default_inuse']:.3f} -> "
               f"{r['tuned_inuse']:.3f} ({r['inuse_change']:+.1%}), ns/op {r['default_ns']:.1f} -> "
-              f"{r['tuned_ns']:.1f} ({r['ns_change']:+.1%})")
+              f"{r['tuned_ns']:.1f} ({r['ns_change']:+.1%}: {_verdict(r)})")
     for group in ("tuning workload, held-out seed", "held-out workload"):
         g = [r for r in ok if r["group"] == group]
         if g:

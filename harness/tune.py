@@ -11,7 +11,11 @@ tuning workloads and scores it:
             rewards configs that slip under that trace's next step, a gain that
             held-out seeds do not keep (docs/findings.md, "Tuning seeds"); in-use
             pages move page by page and show what a config saves on any trace
-    time    median ns/op over ``time_reps`` repetitions (geomean over workloads)
+    time    median ns/op over ``time_reps`` repetitions (geomean over workloads),
+            in the trial's own process: it steers the search, and like any
+            in-process figure it carries the machine's moment (significance.py);
+            whether the winner is really faster is decided afterwards, in fresh
+            processes (held-out validation)
     locks   central + global lock acquisitions per 1,000 ops
 Several objectives give a multi-objective study and a Pareto front.
 
@@ -28,7 +32,8 @@ masked (``mask_url``) wherever the URL is printed or stored. ``--workers N`` sta
 processes on one study (Optuna's own distributed mode); running the same
 study again continues it. After the search, the best config(s) are validated
 on held-out seeds and on the other named workloads against the strategy's
-default, and the generalisation gap is reported.
+default, and the generalisation gap is reported: memory from one serial run
+(exact), time from processes as ``alloclab ab`` measures it, with a verdict.
 """
 from __future__ import annotations
 
@@ -385,47 +390,79 @@ def best_trials(study):
     return sorted(study.best_trials, key=lambda t: t.values)
 
 
-def held_out_validation(spec: TuneSpec, config, other_workloads: list[str] | None = None) -> list[dict[str, Any]]:
+def held_out_validation(spec: TuneSpec, config, other_workloads: list[str] | None = None,
+                        processes: int = 5, out_dir: Path | None = None, progress: bool = False) -> list[dict[str, Any]]:
     """Tuned vs default config on held-out seeds (tuning workloads) and on the other named workloads.
 
-    Memory is deterministic (serial): one run each. Time is noisy on a shared machine, so
-    default and tuned alternate, one warmed-up repetition each, ``max(time_reps, 5)`` times,
-    and each side's median is compared: slow phases of the machine hit both sides alike.
+    Memory is deterministic (serial): one run each. Time is measured the way
+    ``alloclab ab`` measures it (significance.py, rounds.py): ``processes``
+    fresh worker processes, each timing default and tuned on every held-out
+    trace in ABBA order beside the yardstick; each row gets the ratio of
+    median ns/op, a verdict (faster, slower or ~, Benjamini-Hochberg across
+    the rows) and the smallest change it could have detected. The time
+    cells land in ``out_dir`` (a results folder; a temporary one if None).
     """
     mod = strategies.get(spec.strategy)
     default = mod.Config()
-    vspec = TuneSpec(**{**spec.__dict__, "objectives": ["time"], "time_reps": 1})
-    rounds = max(spec.time_reps, 5)
+    vspec = TuneSpec(**{**spec.__dict__, "objectives": ["memory"], "time_reps": 1})
     others = other_workloads if other_workloads is not None else [
         w for w in workloads.names() if w not in spec.workloads and w != "random"]
+    plan = [(group, w, sd) for group, wl, seeds in (("tuning workload, held-out seed", spec.workloads, HELD_OUT_SEEDS),
+                                                    ("held-out workload", others, HELD_OUT_SEEDS[:1]))
+            for w in wl for sd in seeds]
     rows = []
-    for group, wl, seeds in (("tuning workload, held-out seed", spec.workloads, HELD_OUT_SEEDS),
-                             ("held-out workload", others, HELD_OUT_SEEDS[:1])):
-        for w in wl:
-            for sd in seeds:
-                d_ns, t_ns = [], []
-                for _ in range(rounds):
-                    d = evaluate(vspec, default, [w], seed=sd)
-                    t = evaluate(vspec, config, [w], seed=sd)
-                    if d["status"] != "ok" or t["status"] != "ok":
-                        break
-                    d_ns.append(d["per_workload"][w]["ns_per_op"])
-                    t_ns.append(t["per_workload"][w]["ns_per_op"])
-                if d["status"] != "ok" or t["status"] != "ok":
-                    rows.append(dict(group=group, workload=w, seed=sd, status=f"{d['status']}/{t['status']}"))
-                    continue
-                dv, tv = dict(d["per_workload"][w]), dict(t["per_workload"][w])
-                dv["ns_per_op"], tv["ns_per_op"] = statistics.median(d_ns), statistics.median(t_ns)
-                rows.append(dict(group=group, workload=w, seed=sd, status="ok",
-                                 default_overhead=dv["overhead"], tuned_overhead=tv["overhead"],
-                                 overhead_change=tv["overhead"] / dv["overhead"] - 1,
-                                 floor_overhead=tv["floor_overhead"], floor_change=tv["floor_overhead"] / dv["overhead"] - 1,
-                                 default_inuse=dv["inuse_overhead"], tuned_inuse=tv["inuse_overhead"],
-                                 inuse_change=tv["inuse_overhead"] / dv["inuse_overhead"] - 1,
-                                 default_ns=dv["ns_per_op"], tuned_ns=tv["ns_per_op"],
-                                 ns_change=tv["ns_per_op"] / dv["ns_per_op"] - 1,
-                                 default_locks=dv["locks"], tuned_locks=tv["locks"]))
+    for group, w, sd in plan:
+        d = evaluate(vspec, default, [w], seed=sd)
+        t = evaluate(vspec, config, [w], seed=sd)
+        if d["status"] != "ok" or t["status"] != "ok":
+            rows.append(dict(group=group, workload=w, seed=sd, status=f"{d['status']}/{t['status']}"))
+            continue
+        dv, tv = d["per_workload"][w], t["per_workload"][w]
+        rows.append(dict(group=group, workload=w, seed=sd, status="ok",
+                         default_overhead=dv["overhead"], tuned_overhead=tv["overhead"],
+                         overhead_change=tv["overhead"] / dv["overhead"] - 1,
+                         floor_overhead=tv["floor_overhead"], floor_change=tv["floor_overhead"] / dv["overhead"] - 1,
+                         default_inuse=dv["inuse_overhead"], tuned_inuse=tv["inuse_overhead"],
+                         inuse_change=tv["inuse_overhead"] / dv["inuse_overhead"] - 1,
+                         default_locks=dv["locks"], tuned_locks=tv["locks"]))
+    ok = [r for r in rows if r["status"] == "ok"]
+    if ok:
+        for r, v in zip(ok, _time_validation(spec, default, config, ok, processes, out_dir, progress)):
+            r.update(v)
     return rows
+
+
+def _time_validation(spec: TuneSpec, default, tuned, rows, processes: int, out_dir: Path | None,
+                     progress: bool) -> list[dict[str, Any]]:
+    """Default against tuned ns/op on each row's trace, in fresh processes (see held_out_validation)."""
+    import tempfile
+
+    from alloclab.harness import bench, compare
+    from alloclab.harness import significance as sig
+
+    suite = bench.Suite(name="validation-time", description="default against tuned, held-out traces", reps=1,
+                        seed=0, arena_mb=spec.arena_mb, processes=processes)
+    for r in rows:
+        for cfg in (default, tuned):
+            suite.cells.append(bench.Cell(spec.strategy, cfg, r["workload"], {"scale": spec.scale_for(r["workload"])},
+                                          spec.procs, "serial", r["seed"]))
+    with tempfile.TemporaryDirectory(prefix="alloclab-validation-") as tmp:
+        run = Path(out_dir) if out_dir is not None else Path(tmp) / "time"
+        bench.run_suite(suite, run, progress=progress, log=lambda *a: None)
+        df = R.load([run])
+    df = df[df["status"] == "ok"]
+    pairs, meds = [], []
+    for r in rows:
+        g = df[(df["workload"] == r["workload"]) & (df["seed"] == r["seed"])]
+        gd, gt = g[g["config_hash"] == default.config_hash()], g[g["config_hash"] == tuned.config_hash()]
+        norm = compare.normalisable(gd, gt)
+        pairs.append((sig.process_samples(compare.timing(gd, norm), gd["proc"]),
+                      sig.process_samples(compare.timing(gt, norm), gt["proc"])))
+        meds.append((float(np.median(gd["ns_per_op"])) if len(gd) else math.nan,
+                     float(np.median(gt["ns_per_op"])) if len(gt) else math.nan))
+    return [dict(default_ns=dn, tuned_ns=tn, ns_change=tn / dn - 1 if dn else math.nan, ns_verdict=v.verdict,
+                 ns_mde=v.mde, ns_processes=min(v.n_old, v.n_new))
+            for (dn, tn), v in zip(meds, sig.verdicts(pairs))]
 
 
 def write_best_toml(path: Path, strategy: str, config, note: str) -> None:

@@ -85,8 +85,11 @@ def test_inuse_objective_falls_back_to_mapped_without_span_accounting():
 def test_held_out_validation_rows():
     spec = T.TuneSpec("freelist", ["web"], ["memory"], scale=0.01).validate()
     tuned = strategies.get("freelist").Config(cache_capacity=8, batch=4)
-    rows = T.held_out_validation(spec, tuned, other_workloads=["tiny"])
+    rows = T.held_out_validation(spec, tuned, other_workloads=["tiny"], processes=4)
     groups = {r["group"] for r in rows}
+    # time: default and tuned timed in 4 fresh processes each, a verdict per row
+    assert all(r["ns_processes"] == 4 and r["ns_verdict"] in ("faster", "slower", "~") for r in rows)
+    assert all(r["ns_change"] == pytest.approx(r["tuned_ns"] / r["default_ns"] - 1) for r in rows)
     assert groups == {"tuning workload, held-out seed", "held-out workload"}
     assert all(r["status"] == "ok" and r["seed"] not in (spec.seed,) for r in rows)
     assert all(r["inuse_change"] == r["tuned_inuse"] / r["default_inuse"] - 1 for r in rows)
