@@ -450,7 +450,7 @@ def tuning_tables(rec: dict) -> list[tuple[str, pd.DataFrame]]:
         out.append((f"Tuned vs default on held-out data: {rec['study']}", v[[
             "group", "workload", "seed", "default_overhead", "tuned_overhead", "overhead_change",
             *[c for c in ("floor_overhead", "floor_change", "default_inuse", "tuned_inuse", "inuse_change") if c in v],
-            "default_ns", "tuned_ns", "ns_change"]]))
+            "default_ns", "tuned_ns", "ns_change", *[c for c in ("ns_verdict", "ns_mde") if c in v]]]))
         g = v.groupby("group")[[c for c in ("overhead_change", "inuse_change", "ns_change") if c in v]].median().reset_index()
         g.columns = ["group"] + [{"overhead_change": "median overhead change", "inuse_change": "median in-use change",
                                   "ns_change": "median ns/op change"}[c] for c in g.columns[1:]]
