@@ -187,30 +187,31 @@ func load(path string) (*trace, error) {
 	return t, nil
 }
 
-// offHeapInt32 is an index list outside the Go heap (anonymous mmap): it does
-// not count in the figures nor raise the heap goal.
+// offHeap maps n bytes outside the Go heap (anonymous mmap): memory that does
+// not count in the figures nor raise the heap goal. Only for data without Go
+// pointers, which the GC would not see there.
+func offHeap(n int) []byte {
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		fail(fmt.Errorf("mmap %d bytes: %v", n, err))
+	}
+	return b
+}
+
+// offHeapInt32 is an index list off the Go heap.
 func offHeapInt32(n int) []int32 {
 	if n == 0 {
 		return nil
 	}
-	b, err := syscall.Mmap(-1, 0, 4*n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-	if err != nil {
-		fail(fmt.Errorf("mmap %d bytes: %v", 4*n, err))
-	}
-	return unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), n)
+	return unsafe.Slice((*int32)(unsafe.Pointer(&offHeap(4 * n)[0])), n)
 }
 
-// offHeapInt64 is like offHeapInt32: the owner list of threads mode (no Go
-// pointers in it, so nothing the GC needs to see).
+// offHeapInt64 is the owner list of threads mode, off the Go heap.
 func offHeapInt64(n int) []int64 {
 	if n == 0 {
 		return nil
 	}
-	b, err := syscall.Mmap(-1, 0, 8*n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-	if err != nil {
-		fail(fmt.Errorf("mmap %d bytes: %v", 8*n, err))
-	}
-	return unsafe.Slice((*int64)(unsafe.Pointer(&b[0])), n)
+	return unsafe.Slice((*int64)(unsafe.Pointer(&offHeap(8 * n)[0])), n)
 }
 
 // ---------------------------------------------------------------- memory figures
