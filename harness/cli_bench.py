@@ -245,7 +245,7 @@ def cmd_ab(args) -> int:
     run = _run_into(suite, args, "ab", f"ab: {args.a} against {args.b} on {', '.join(args.workload)}: "
                                        f"{args.processes} processes x {args.reps} reps, ABBA")
     ha, hb = ca.config_hash(), cb.config_hash()
-    table = noise.ab_table(run, "A", "B", lambda g: (g["strategy"] == sa) & (g["config_hash"] == ha),
+    table = noise.ab_table(run, lambda g: (g["strategy"] == sa) & (g["config_hash"] == ha),
                            lambda g: (g["strategy"] == sb) & (g["config_hash"] == hb))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"(B/A ratio of medians; verdict from Mann-Whitney U on process-level samples, Benjamini-Hochberg "

@@ -41,9 +41,19 @@ def timing(g: pd.DataFrame, normalised: bool) -> np.ndarray:
     return t / g["ref_ns"].to_numpy(float) if normalised else t
 
 
-def process_samples(df: pd.DataFrame, cid: str, normalised: bool = False) -> np.ndarray:
-    g = df[df["cell_id"] == cid]
+def samples(g: pd.DataFrame, normalised: bool) -> np.ndarray:
+    """One cell's process-level samples: the median of each process's (normalised) times."""
     return sig.process_samples(timing(g, normalised), g["proc"].to_numpy())
+
+
+def side_verdicts(sides, alpha: float = sig.ALPHA) -> list[sig.Verdict]:
+    """Verdicts of B against A for each (rows of A, rows of B) pair, adjusted across the pairs;
+    normalised by the yardstick where both sides of a pair carry it."""
+    pairs = []
+    for ga, gb in sides:
+        norm = normalisable(ga, gb)
+        pairs.append((samples(ga, norm), samples(gb, norm)))
+    return sig.verdicts(pairs, alpha=alpha)
 
 
 def compare_frames(a: pd.DataFrame, b: pd.DataFrame, stat: str = "median", fail_pct: float | None = None,
@@ -55,10 +65,9 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, stat: str = "median", fail_
         raise ValueError("the two runs have no cells in common")
     f = _STAT[stat]
     norm = normalisable(a[a["cell_id"].isin(common)], b[b["cell_id"].isin(common)])
-    pairs = [(process_samples(a, cid, norm), process_samples(b, cid, norm)) for cid in common]
-    verdicts = sig.verdicts(pairs, alpha=alpha)
+    verdicts = side_verdicts([(a[a["cell_id"] == cid], b[b["cell_id"] == cid]) for cid in common], alpha=alpha)
     rows, regressions, drift = [], [], []
-    for cid, (x, y), v in zip(common, pairs, verdicts):
+    for cid, v in zip(common, verdicts):
         strat, _, wl, wj, seed, procs, mode = cid.split("|", 6)
         name = f"{strat} x {wl} P{procs} {mode}"
         ga, gb = a[a["cell_id"] == cid], b[b["cell_id"] == cid]

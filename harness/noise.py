@@ -105,22 +105,20 @@ def format_noise(out: pd.DataFrame, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def ab_table(run_dir: Path, label_a: str, label_b: str, a_key, b_key):
+def ab_table(run_dir: Path, a_key, b_key):
     """Verdicts of B against A, per workload: ``a_key``/``b_key`` pick each side's rows."""
     df = R.load([run_dir])
     ok = df[df["status"] == "ok"]
     wl = sorted(set(zip(ok["workload"], ok["workload_json"], ok["procs"], ok["mode"])))
-    pairs, names = [], []
+    sides, names = [], []
     for w, wj, p, m in wl:
         g = ok[(ok["workload"] == w) & (ok["workload_json"] == wj) & (ok["procs"] == p) & (ok["mode"] == m)]
         ga, gb = g[a_key(g)], g[b_key(g)]
         if ga.empty or gb.empty:
             continue
-        norm = compare.normalisable(ga, gb)
-        pairs.append((sig.process_samples(compare.timing(ga, norm), ga["proc"]),
-                      sig.process_samples(compare.timing(gb, norm), gb["proc"])))
+        sides.append((ga, gb))
         names.append(f"{w} P{p} {m}")
-    vs = sig.verdicts(pairs)
+    vs = compare.side_verdicts(sides)
     rows = [dict(workload=n, ratio=v.ratio, verdict=v.verdict, q=v.q, mde_pct=100 * v.mde, n=f"{v.n_old}/{v.n_new}")
-            for n, (x, y), v in zip(names, pairs, vs)]
+            for n, v in zip(names, vs)]
     return pd.DataFrame(rows)

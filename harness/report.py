@@ -99,7 +99,7 @@ def summarise(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     rows = []
     for key, g in ok.groupby(CELL + ["label", "wlabel"], sort=False):
         samples = sig.process_samples(g["ns_per_op"].to_numpy(), g["proc"].to_numpy())
-        tested = sig.process_samples(compare.timing(g, norm), g["proc"].to_numpy())
+        tested = compare.samples(g, norm)
         med, lo, hi = S.median_ci(samples)
         rows.append(dict(zip(CELL + ["label", "wlabel"], key), reps=len(g), processes=len(samples), ns_per_op=med,
                          ns_lo=lo, ns_hi=hi,

@@ -438,7 +438,6 @@ def _time_validation(spec: TuneSpec, default, tuned, rows, processes: int, out_d
     import tempfile
 
     from alloclab.harness import bench, compare
-    from alloclab.harness import significance as sig
 
     suite = bench.Suite(name="validation-time", description="default against tuned, held-out traces", reps=1,
                         seed=0, arena_mb=spec.arena_mb, processes=processes)
@@ -451,18 +450,16 @@ def _time_validation(spec: TuneSpec, default, tuned, rows, processes: int, out_d
         bench.run_suite(suite, run, progress=progress, log=lambda *a: None)
         df = R.load([run])
     df = df[df["status"] == "ok"]
-    pairs, meds = [], []
+    sides, meds = [], []
     for r in rows:
         g = df[(df["workload"] == r["workload"]) & (df["seed"] == r["seed"])]
         gd, gt = g[g["config_hash"] == default.config_hash()], g[g["config_hash"] == tuned.config_hash()]
-        norm = compare.normalisable(gd, gt)
-        pairs.append((sig.process_samples(compare.timing(gd, norm), gd["proc"]),
-                      sig.process_samples(compare.timing(gt, norm), gt["proc"])))
+        sides.append((gd, gt))
         meds.append((float(np.median(gd["ns_per_op"])) if len(gd) else math.nan,
                      float(np.median(gt["ns_per_op"])) if len(gt) else math.nan))
     return [dict(default_ns=dn, tuned_ns=tn, ns_change=tn / dn - 1 if dn else math.nan, ns_verdict=v.verdict,
                  ns_mde=v.mde, ns_processes=min(v.n_old, v.n_new))
-            for (dn, tn), v in zip(meds, sig.verdicts(pairs))]
+            for (dn, tn), v in zip(meds, compare.side_verdicts(sides))]
 
 
 def write_best_toml(path: Path, strategy: str, config, note: str) -> None:
