@@ -466,6 +466,59 @@ def tuning_tables(rec: dict) -> list[tuple[str, pd.DataFrame]]:
 
 
 @dataclass(frozen=True)
+class Section:
+    """One section of the report after the headline tables: a heading, a note under it, tables and figures.
+
+    Sections that other modules own (fidelity, peers' ranking, latency, timelines) are built by the
+    functions in ``SECTIONS``; each takes a ``ReportInput`` and returns a Section, or None when the runs
+    hold nothing for it."""
+    title: str
+    note: str = ""
+    tables: tuple = ()    # (title, DataFrame) pairs
+    figures: tuple = ()   # (slug, title, png bytes) triples
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """What a section builder reads: the loaded rows (with label and wlabel), the per-cell summary, the run
+    folders (for tables kept beside the rows) and the baseline strategy."""
+    df: pd.DataFrame
+    summary: pd.DataFrame
+    run_dirs: tuple
+    baseline: str
+
+
+def _scaling_section(inp: ReportInput) -> Section | None:
+    scaling = scaling_table(inp.summary)
+    if scaling.empty:
+        return None
+    return Section(SCALING_TITLE, SCALING_NOTE, (("Speed-up per strategy and workload", scaling),))
+
+
+def _tuning_section(inp: ReportInput) -> Section | None:
+    recs = tuning_records(list(inp.run_dirs))
+    tables = tuple(t for rec in recs for t in tuning_tables(rec))
+    figures = tuple(f for rec in recs for f in tuning_figures(rec))
+    return Section("Tuning", "", tables, figures) if tables or figures else None
+
+
+# Section builders, in the order their sections appear (after the claims, geometric means and figures of
+# cells; before the table of every cell). Another module adds its builder with register_section.
+SECTIONS: list = [_scaling_section, _tuning_section]
+
+
+def register_section(builder, *, before=None) -> None:
+    """Add a section builder (ReportInput -> Section | None), at the end or before another builder."""
+    if builder in SECTIONS:
+        return
+    SECTIONS.insert(SECTIONS.index(before) if before in SECTIONS else len(SECTIONS), builder)
+
+
+def build_sections(inp: ReportInput) -> list[Section]:
+    return [s for s in (b(inp) for b in SECTIONS) if s is not None]
+
+
+@dataclass(frozen=True)
 class Written:
     """What write_report made: the report's index.html, and its answer in a few lines for the terminal."""
     index: Path
@@ -505,11 +558,8 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Wri
         baseline_note = ""
     gm = geomeans(summary, baseline)
     claims = claims_table(summary)
-    scaling = scaling_table(summary)
     figs = make_figures(summary, df, baseline)
-    recs = tuning_records(run_dirs)
-    tune_figs = [f for rec in recs for f in tuning_figures(rec)]
-    tune_tables = [t for rec in recs for t in tuning_tables(rec)]
+    sections = build_sections(ReportInput(df, summary, tuple(Path(d) for d in run_dirs), baseline))
     failed = df[df["status"] != "ok"][["strategy", "workload", "procs", "mode", "status", "error"]].drop_duplicates()
     metas = []
     for d in run_dirs:
@@ -520,10 +570,9 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Wri
     out.mkdir(parents=True, exist_ok=True)
     cells = _cells_table(summary)
     atomic_write(out / "summary.csv", cells.to_csv(index=False))
-    _write_md(out, cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables, scaling)
+    _write_md(out, cells, gm, claims, figs, metas, failed, baseline, baseline_note, sections)
     index = out / "index.html"
-    atomic_write(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note, tune_figs, tune_tables,
-                              scaling))
+    atomic_write(index, _html(cells, gm, claims, figs, metas, failed, baseline, baseline_note, sections))
     return Written(index, terminal_summary(gm, claims, baseline))
 
 
@@ -555,7 +604,7 @@ def _md_figure(out, heading, slug, title, png) -> str:
     return f"\n{heading} {title}\n\n![{title}]({slug}.png)\n"
 
 
-def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=(), scaling=None):
+def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, sections=()):
     parts = [f"# alloclab report\n\nBaseline: `{baseline}` {note}\n"]
     parts.append("## Machine and commit\n")
     for m in metas:
@@ -566,14 +615,11 @@ def _write_md(out, cells, gm, claims, figs, metas, failed, baseline, note, tune_
     parts.append(_md_table(_claims_view(claims)))
     parts.append("\n## Geometric means over workloads (serial)\n")
     parts.append(_md_table(gm))
-    if scaling is not None and not scaling.empty:
-        parts.append(f"\n## {SCALING_TITLE}\n\n{SCALING_NOTE}\n")
-        parts.append(_md_table(scaling))
     parts += [_md_figure(out, "##", *f) for f in figs]
-    if tune_figs or tune_tables:
-        parts.append("\n## Tuning\n")
-        parts += [f"\n### {title}\n\n" + _md_table(t) for title, t in tune_tables]
-        parts += [_md_figure(out, "###", *f) for f in tune_figs]
+    for sec in sections:
+        parts.append(f"\n## {sec.title}\n" + (f"\n{sec.note}\n" if sec.note else ""))
+        parts += [f"\n### {title}\n\n" + _md_table(t) for title, t in sec.tables]
+        parts += [_md_figure(out, "###", *f) for f in sec.figures]
     parts.append("\n## Every cell\n")
     parts.append(_md_table(cells))
     if not failed.empty:
@@ -596,7 +642,7 @@ def _html_figure(tag, slug, title, png) -> str:
     return f"<{tag}>{html.escape(title)}</{tag}><img id='fig-{slug}' alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>"
 
 
-def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), tune_tables=(), scaling=None) -> str:
+def _html(cells, gm, claims, figs, metas, failed, baseline, note, sections=()) -> str:
     css = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
            "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
            "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:1em 0}"
@@ -616,13 +662,11 @@ def _html(cells, gm, claims, figs, metas, failed, baseline, note, tune_figs=(), 
     body.append("</ul>")
     body.append("<h2>The article's claims</h2>" + _html_table(_claims_view(claims)))
     body.append("<h2>Geometric means over workloads (serial)</h2>" + _html_table(gm))
-    if scaling is not None and not scaling.empty:
-        body.append(f"<h2>{SCALING_TITLE}</h2><p>{html.escape(SCALING_NOTE)}</p>" + _html_table(scaling))
     body += [_html_figure("h2", *f) for f in figs]
-    if tune_figs or tune_tables:
-        body.append("<h2>Tuning</h2>")
-        body += [f"<h3>{html.escape(title)}</h3>" + _html_table(t) for title, t in tune_tables]
-        body += [_html_figure("h3", *f) for f in tune_figs]
+    for sec in sections:
+        body.append(f"<h2>{html.escape(sec.title)}</h2>" + (f"<p>{html.escape(sec.note)}</p>" if sec.note else ""))
+        body += [f"<h3>{html.escape(title)}</h3>" + _html_table(t) for title, t in sec.tables]
+        body += [_html_figure("h3", *f) for f in sec.figures]
     body.append("<h2>Every cell</h2>" + _html_table(cells))
     if not failed.empty:
         body.append("<h2>Failed cells</h2>" + _html_table(failed))
