@@ -63,6 +63,20 @@ Tunables:
            Unlike the go model's gogc = 0 (frees take effect at once, no GC),
            0 here is Go's own GOGC=0: a collection whenever the heap grows.
            Not tuned by default (each trial would run the Go program).
+    page_size, max_small_size, sc_*
+           the size-class generator's fields, the same names and defaults as
+           the go model's (``alloclab list -v go`` says what each trades; a
+           config file's ``[go]`` table is read for them, its other fields
+           describe the model and are not read). A table that differs from
+           the toolchain's own runs in a goreplay built against a copy of
+           GOROOT whose runtime/sizeclasses.go is that table
+           (``go/sizeclasses_go.emit``): the copy is symbolic links to the
+           toolchain's files but that one file, so it costs the build only,
+           which recompiles the standard library into the copy's GOCACHE
+           (seconds), once per table (the folder is keyed by the file's
+           text). A table Go 1.19 cannot run (``go119_problem``: class 2 is
+           the tiny allocator's 16 B, 8 KiB pages, 32 KiB max small size,
+           16-byte steps from 32 B, at most 127 classes) is a ConfigError.
 
 Invariants: none kept here — the Go runtime checks itself (``check`` returns
 []); with ``check=True`` goreplay verifies that each object's id is intact at
@@ -84,7 +98,7 @@ import numpy as np
 from numba import njit
 
 from alloclab.harness.native_build import build_once, cache_folder
-from alloclab.strategies._config import ConfigBase, param
+from alloclab.strategies._config import ConfigBase, ConfigError, param
 from alloclab.strategies._counters import ALLOCS, EXTRA_BASE, FREES, NCOUNTERS
 from alloclab.strategies._result import RunResult
 
@@ -109,13 +123,6 @@ HEADER = struct.Struct("<8sIIQQQ24x")   # magic, version, procs, ops, slots, obj
 
 class GoRuntimeError(RuntimeError):
     """goreplay could not be built or failed (one line)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Config(ConfigBase):
-    gogc: int = param(100, lo=-1, hi=10000, tune=False,
-                      doc="GOGC: heap goal = live x (1 + gogc/100); higher = fewer GC cycles, more memory; "
-                          "-1 = GC off; 0 = Go's GOGC=0 (collect whenever the heap grows), not the model's no-GC")
 
 
 # ---------------------------------------------------------------- toolchain
@@ -160,6 +167,58 @@ def _go_env(folder: Path | None) -> dict[str, str]:
     return env
 
 
+# ---------------------------------------------------------------- the config
+
+# Imported here, below _go, go_version and _go_env: the go package's import reads them (its default
+# go_version is the toolchain's), so importing it first would find this module without them.
+from alloclab.strategies.go import sizeclasses as SC  # noqa: E402
+from alloclab.strategies.go import sizeclasses_go as SCGO  # noqa: E402
+
+# the size-class generator's fields (go/sizeclasses.GenParams), named as in the go model's Config
+TABLE_FIELDS = tuple(f.name for f in dataclasses.fields(SC.GenParams))
+
+
+def _validate_table(self) -> None:
+    why = SCGO.go119_problem(table_of(self))
+    if why is not None:
+        raise ConfigError(f"go-runtime cannot take this size-class table: {why}")
+
+
+def _from_dict(cls, d):
+    # a config written for the go model (tune's best.toml: a [go] table) gives its size-class fields;
+    # its other fields describe the model, not anything the real runtime can be told
+    d = dict(d or {})
+    if isinstance(d.get("go"), dict):
+        d.update({k: v for k, v in d.pop("go").items() if k in TABLE_FIELDS})
+    return ConfigBase.from_dict.__func__(cls, d)
+
+
+Config = dataclasses.make_dataclass(
+    "Config",
+    [("gogc", int, param(100, lo=-1, hi=10000, tune=False,
+                         doc="GOGC: heap goal = live x (1 + gogc/100); higher = fewer GC cycles, more memory; "
+                             "-1 = GC off; 0 = Go's GOGC=0 (collect whenever the heap grows), not the model's no-GC"))]
+    + [(f.name, int, param(f.default, lo=1, tune=False,
+                           doc=f"size classes, as the go model's {f.name} (Go: {f.default}); a table other than the "
+                               "toolchain's builds goreplay against a copy of GOROOT with it"))
+       for f in dataclasses.fields(SC.GenParams)],
+    bases=(ConfigBase,), frozen=True,
+    namespace={"_validate_combination": _validate_table, "from_dict": classmethod(_from_dict),
+               "__doc__": "gogc and the size-class table the real runtime runs with (module docstring)"})
+Config.__module__ = __name__   # pickled into worker processes by name
+
+
+def table_of(config) -> SC.SizeClassTable:
+    """The size-class table of a go-runtime or go Config (their generator fields)."""
+    return SC.generate(SC.GenParams.of(config))
+
+
+def from_go_config(go_config, gogc: int = 100) -> Config:
+    """The go-runtime Config that runs a go model config's size-class table (at ``gogc``)."""
+    return Config(gogc=gogc, **{k: getattr(go_config, k) for k in TABLE_FIELDS}).validate()
+
+
+
 def unavailable_reason() -> str | None:
     """None if goreplay can run here, else why (one line)."""
     go = _go()
@@ -179,26 +238,110 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def binary_path() -> Path:
-    """The goreplay binary, built on first use (about 20 s cold, with the std lib compiled into GOCACHE).
+def binary_path(config: Config | None = None) -> Path:
+    """The goreplay binary for ``config``'s size-class table, built on first use.
 
+    The toolchain's own table: about 20 s cold, with the std lib compiled into
+    GOCACHE. Another table: built against a copy of GOROOT holding that table
+    (``custom_sizeclasses``), in a folder of its own keyed by the table's file.
     A compile error is remembered in ``build-failed.txt`` beside it, so that
     ``unavailable_reason`` reports it without building again."""
     why = unavailable_reason()
     if why is not None:
         raise GoRuntimeError(why)
     go = _go()
-    folder = _build_dir(go)
+    text = custom_sizeclasses(config) if config is not None else None
+    folder = _build_dir(go) if text is None else cache_folder("goreplay", _sources(), go_version(go) or "", text)
+    failed = folder / BUILD_FAILED
+    if text is not None and failed.is_file():
+        raise GoRuntimeError(f"go build of goreplay with this size-class table failed ({failed.read_text().strip()[:160]})")
     src = folder / "src"
+    env = _go_env(folder)
 
-    def copy_sources(_folder: Path) -> None:
+    def prepare(_folder: Path) -> None:
         src.mkdir(exist_ok=True)
         for n in SOURCES:
             shutil.copyfile(SOURCE_DIR / n, src / n)
+        if text is not None:
+            _goroot_copy(Path(_goroot(go)), folder / "goroot", text)
 
+    if text is not None:
+        env["GOROOT"] = str(folder / "goroot")
     return build_once(folder, "goreplay", lambda tmp: [go, "build", "-o", str(tmp), "."], what="go build of goreplay",
-                      prepare=copy_sources, cwd=src, env=_go_env(folder), error=GoRuntimeError,
-                      on_tool_error=lambda line: (folder / BUILD_FAILED).write_text(line + "\n"))
+                      prepare=prepare, cwd=src, env=env, error=GoRuntimeError,
+                      on_tool_error=lambda line: failed.write_text(line + "\n"))
+
+
+# ---------------------------------------------------------------- a size-class table of one's own
+
+_goroot_cache: dict[str, str] = {}
+
+
+def _goroot(go: str) -> str:
+    """The toolchain's GOROOT (``go env GOROOT``)."""
+    if go not in _goroot_cache:
+        try:
+            out = subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True, timeout=30, env=_go_env(None))
+        except (OSError, subprocess.SubprocessError) as e:
+            raise GoRuntimeError(f"{go} env GOROOT failed: {e}") from None
+        if out.returncode != 0 or not out.stdout.strip():
+            raise GoRuntimeError(f"{go} env GOROOT failed: {out.stderr.strip()[:160]}")
+        _goroot_cache[go] = out.stdout.strip()
+    return _goroot_cache[go]
+
+
+def _same_tables(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def custom_sizeclasses(config) -> str | None:
+    """None if ``config``'s size-class table is the toolchain's own, else the sizeclasses.go that holds it.
+
+    A table of one's own needs the toolchain's runtime/sizeclasses.go to be the
+    file alloclab's generator writes for Go's defaults (Go 1.19 to 1.23): what
+    else in the runtime depends on the table is only known for that layout."""
+    go = _go()
+    stock_path = Path(_goroot(go)) / SCGO.GO_FILE
+    try:
+        stock = SCGO.parse(stock_path.read_text())
+    except OSError as e:
+        raise GoRuntimeError(f"cannot read the toolchain's {stock_path} ({e.strerror})") from None
+    text = SCGO.emit(table_of(config))
+    if _same_tables(SCGO.parse(text), stock):
+        return None
+    if not _same_tables(SCGO.parse(SCGO.emit(SC.generate())), stock):
+        raise GoRuntimeError(f"{stock_path} ({go_version(go)}) is not the file alloclab's generator writes for "
+                             "Go's defaults: go-runtime runs only the toolchain's own size classes here")
+    return text
+
+
+def _goroot_copy(goroot: Path, dest: Path, sizeclasses_go: str) -> None:
+    """A GOROOT at ``dest`` that is ``goroot`` but for runtime/sizeclasses.go: symbolic links to the
+    toolchain's files (go build hashes contents, so the links cost nothing), the one file written.
+    Made under a temporary name and renamed, so two processes building at once both end with one."""
+    if (dest / SCGO.GO_FILE).is_file():
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=".goroot-", dir=dest.parent))
+    try:
+        keep = Path(SCGO.GO_FILE).parts   # src, runtime, sizeclasses.go: the path copied as folders
+        here, there = goroot, tmp
+        for depth, part in enumerate(keep):
+            for entry in here.iterdir():
+                if entry.name != part:
+                    (there / entry.name).symlink_to(entry.resolve())
+            if depth == len(keep) - 1:
+                (there / part).write_text(sizeclasses_go)
+            else:
+                here, there = here / part, there / part
+                there.mkdir()
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not (dest / SCGO.GO_FILE).is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- the run
@@ -267,7 +410,7 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
                  progress=None):
     """Replay ``trace`` in goreplay ``reps`` times: [(rep, RunResult)] like runner.run_cell."""
     config.validate()
-    exe = binary_path()
+    exe = binary_path(config)
     with tempfile.TemporaryDirectory(prefix="alloclab-goreplay-") as d:
         f = Path(d) / "trace.bin"
         write_trace(trace, f, mode)
