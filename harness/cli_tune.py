@@ -14,6 +14,8 @@ def add_commands(sub, parser_class) -> None:
 
     s = sub.add_parser("tune", help="search a strategy's parameters with Optuna",
                        epilog="examples:\n  alloclab tune -s go -w web --objective inuse --trials 200\n"
+                              "  alloclab tune -s go -w web --objective inuse --realizable --trials 40"
+                              "   # then validated on the real runtime\n"
                               "  ALLOCLAB_STORAGE=postgresql://user:pw@host/db alloclab tune -s go -w web --study shared"
                               "   # a shared study; the password never shows")
     s.add_argument("-s", "--strategy", required=True, help="strategy whose config is searched (`alloclab list -v`)")
@@ -37,6 +39,11 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("--tune-all", action="store_true",
                    help="also search the tunable fields held at their defaults because they describe the machine "
                         "(go: heap_growth_kb); fields with tune=False are never searched")
+    s.add_argument("--realizable", action="store_true",
+                   help="go only: search only size-class tables the installed Go runtime can run (class 2 of 16 B, "
+                        "8 KiB pages, 32 KiB max small size, 16-byte steps from 32 B, at most 127 classes) and hold "
+                        "the model's other Go constants at Go's values, so go-runtime can run the result "
+                        "(default: off, every tunable field)")
     s.add_argument("--out", help="write the best config here as TOML (default results/best-<study>.toml)")
     s.add_argument("--no-validate", action="store_true", help="skip the held-out validation")
     s.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
@@ -67,7 +74,7 @@ def cmd_tune(args) -> int:
     spec = T.TuneSpec(strategy=args.strategy, workloads=[w.strip() for w in args.workloads.split(",") if w.strip()],
                       objectives=[o.strip() for o in args.objective.split(",") if o.strip()], scale=args.scale,
                       procs=args.procs, seed=args.seed, n_seeds=args.tune_seeds, tune_all=args.tune_all,
-                      fixed=_parse_fix(args.fix, args.strategy))
+                      fixed=_parse_fix(args.fix, args.strategy), realizable=args.realizable)
     try:
         spec.validate()
     except T.TuneError as e:
@@ -155,6 +162,7 @@ def _print_validation(rows):
               f"{r['floor_change']:+.1%} at most), in-use {r['default_inuse']:.3f} -> "
               f"{r['tuned_inuse']:.3f} ({r['inuse_change']:+.1%}), ns/op {r['default_ns']:.1f} -> "
               f"{r['tuned_ns']:.1f} ({r['ns_change']:+.1%}: {_verdict(r)})")
+    _print_real_validation(rows)
     for group in ("tuning workload, held-out seed", "held-out workload"):
         g = [r for r in ok if r["group"] == group]
         if g:
@@ -163,6 +171,32 @@ def _print_validation(rows):
             print(f"  median over {group}s: overhead {statistics.median(r['overhead_change'] for r in g):+.1%}, "
                   f"in-use {statistics.median(r['inuse_change'] for r in g):+.1%}, "
                   f"ns/op {statistics.median(r['ns_change'] for r in g):+.1%}")
+
+
+def _print_real_validation(rows):
+    """The real Go runtime's change beside the model's prediction, per held-out seed (tune._real_validation)."""
+    import statistics
+
+    real = [r for r in rows if "real_status" in r]
+    if not real:
+        return
+    print("  the real Go runtime (go-runtime, default table -> tuned table), beside the model's prediction:")
+    for r in real:
+        head = f"    {r['workload']:<12} seed {r['seed']:>5}: "
+        if r["real_status"] != "ok":
+            print(head + r["real_status"])
+            continue
+        print(head + f"peak in-use {r['real_default_inuse']:.3f} -> {r['real_tuned_inuse']:.3f} x live "
+              f"(real {r['real_inuse_change']:+.1%}, model {r['inuse_change']:+.1%}, gap {r['inuse_gap_pp']:+.1f} pp), "
+              f"ns/op {r['real_default_ns']:.1f} -> {r['real_tuned_ns']:.1f} "
+              f"(real {r['real_ns_change']:+.1%}, model {r['ns_change']:+.1%})")
+    ok = [r for r in real if r["real_status"] == "ok"]
+    if ok:
+        print(f"    median: in-use real {statistics.median(r['real_inuse_change'] for r in ok):+.1%}, model "
+              f"{statistics.median(r['inuse_change'] for r in ok):+.1%}, |gap| "
+              f"{statistics.median(abs(r['inuse_gap_pp']) for r in ok):.1f} pp; ns/op real "
+              f"{statistics.median(r['real_ns_change'] for r in ok):+.1%}, model "
+              f"{statistics.median(r['ns_change'] for r in ok):+.1%}")
 
 
 def _store_validation_rows(store, spec, mod, tuned, validation):

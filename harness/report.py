@@ -455,6 +455,16 @@ def tuning_tables(rec: dict) -> list[tuple[str, pd.DataFrame]]:
         g.columns = ["group"] + [{"overhead_change": "median overhead change", "inuse_change": "median in-use change",
                                   "ns_change": "median ns/op change"}[c] for c in g.columns[1:]]
         out.append((f"Generalisation: {rec['study']}", g))
+        if "real_status" in v:   # go with a toolchain: the real runtime ran both tables (tune._real_validation)
+            r = v[v["real_status"] == "ok"]
+            if not r.empty:
+                out.append((f"Model-predicted vs real Go runtime change, held-out seeds: {rec['study']}", r[[
+                    "workload", "seed", "inuse_change", "real_inuse_change", "inuse_gap_pp", "ns_change",
+                    "real_ns_change", "real_default_inuse", "real_tuned_inuse"]].rename(columns={
+                        "inuse_change": "model in-use change", "real_inuse_change": "real in-use change",
+                        "inuse_gap_pp": "gap (pp)", "ns_change": "model ns/op change",
+                        "real_ns_change": "real ns/op change", "real_default_inuse": "real default in-use/live",
+                        "real_tuned_inuse": "real tuned in-use/live"})))
     if rec.get("best"):
         from alloclab import strategies
 

@@ -34,6 +34,18 @@ study again continues it. After the search, the best config(s) are validated
 on held-out seeds and on the other named workloads against the strategy's
 default, and the generalisation gap is reported: memory from one serial run
 (exact), time from processes as ``alloclab ab`` measures it, with a verdict.
+
+Realizable tables (``realizable``, ``--realizable``; go only): the search
+varies only the size-class table, and only over tables the real Go runtime
+of the installed toolchain can run (``go119_problem`` in
+strategies/go/sizeclasses_go.py, the check go-runtime makes before it builds
+one): the go model's other Go constants (tiny block, page cache, stacks, free
+Gs) stay Go's, since no table rebuilds them into the real runtime, and a
+sampled table that Go cannot take is pruned with the reason. With a Go
+toolchain present, the held-out validation of a go study also runs
+go-runtime, default table against tuned table, on each held-out seed
+(``_real_validation``), so the model's predicted change in peak in-use and
+ns/op stands beside the real runtime's.
 """
 from __future__ import annotations
 
@@ -95,6 +107,7 @@ class TuneSpec:
     arena_mb: int = DEFAULT_ARENA_MB
     tune_all: bool = False
     fixed: dict[str, Any] = field(default_factory=dict)
+    realizable: bool = False   # go: only size-class tables the real Go runtime can run (module docstring)
 
     def validate(self) -> "TuneSpec":
         mod = strategies.get(self.strategy)
@@ -108,6 +121,9 @@ class TuneSpec:
         unknown = set(self.fixed) - names
         if unknown:
             raise TuneError(f"--fix: {self.strategy} has no config field(s) {', '.join(sorted(unknown))}")
+        if self.realizable and self.strategy != "go":
+            raise TuneError(f"--realizable: only for -s go (size-class tables the real Go runtime can run), "
+                            f"not {self.strategy}")
         return self
 
     def scale_for(self, w: str) -> float:
@@ -117,8 +133,22 @@ class TuneSpec:
         mod = strategies.get(self.strategy)
         base = mod.Config().to_dict()
         out = {} if self.tune_all else {k: base[k] for k in FIXED_BY_DEFAULT.get(self.strategy, ()) if k in base}
+        if self.realizable:
+            from alloclab.strategies.go import sizeclasses_go as SCGO
+
+            table = set(SCGO.table_fields())
+            out.update({k: v for k, v in base.items() if k not in table})   # no table rebuilds these into Go
+            out.update(SCGO.GO119_FIXED)
         out.update(self.fixed)
         return out
+
+    def realizable_problem(self, config) -> str | None:
+        """With ``realizable``: why the real Go runtime cannot run ``config``'s table (None if it can)."""
+        if not self.realizable:
+            return None
+        from alloclab.strategies.go import sizeclasses_go as SCGO
+
+        return SCGO.go119_problem(config)
 
 
 _TRACES: dict = {}
@@ -258,6 +288,10 @@ def make_objective(spec: TuneSpec):
         except ConfigError as e:
             trial.set_user_attr("pruned_because", str(e))
             raise optuna.TrialPruned(str(e)) from None
+        why = spec.realizable_problem(config)
+        if why is not None:
+            trial.set_user_attr("pruned_because", f"not realizable: {why}")
+            raise optuna.TrialPruned(why)
         out = evaluate(spec, config)
         if out["status"] != "ok":
             trial.set_user_attr("pruned_because", out["error"])
@@ -320,7 +354,7 @@ def create_study(spec: TuneSpec, storage_url: str, study_name: str, seed: int):
         raise TuneError(f"study {study_name!r} was made for {attrs['spec']}; use another --study name")
     if not attrs.get("spec"):
         study.set_user_attr("spec", want | {"scale": spec.scale, "procs": spec.procs, "seed": spec.seed,
-                                            "n_seeds": spec.n_seeds})
+                                            "n_seeds": spec.n_seeds, "realizable": spec.realizable})
     fail_dead_trials(study, storage)
     return study
 
@@ -429,7 +463,55 @@ def held_out_validation(spec: TuneSpec, config, other_workloads: list[str] | Non
     if ok:
         for r, v in zip(ok, _time_validation(spec, default, config, ok, processes, out_dir, progress)):
             r.update(v)
+    seeds = [r for r in ok if r["group"] == "tuning workload, held-out seed"]
+    if seeds and spec.strategy == "go" and strategies.unavailable_reason("go-runtime") is None:
+        for r, v in zip(seeds, _real_validation(spec, default, config, seeds)):
+            r.update(v)
     return rows
+
+
+REAL_REPS = 3   # go-runtime repetitions per side and trace in the real validation (medians)
+
+
+def _real_validation(spec: TuneSpec, default, tuned, rows) -> list[dict[str, Any]]:
+    """The real Go runtime, default table against tuned table, on each row's held-out trace.
+
+    go-runtime runs each go config's size-class table (a goreplay built against
+    it) at the model's GOGC (Go's 100 for the model's no-GC-lag variant),
+    serial, ``REAL_REPS`` repetitions in one process; a side's peak in-use
+    (HeapInuse above the baseline) and ns/op are their medians, since the
+    peak is sampled and GC timing moves a little between repetitions. Beside
+    the model's predicted change each row gets the real change and their gap
+    in percentage points (``inuse_gap_pp``). A tuned table Go cannot run gives
+    ``real_status`` with the reason and no real figures."""
+    from alloclab.strategies import go_runtime as GR
+
+    gogc = tuned.gogc if tuned.gogc > 0 else 100
+    try:
+        sides = [GR.from_go_config(c, gogc) for c in (default, tuned)]
+    except ConfigError as e:
+        return [dict(real_status=str(e))] * len(rows)
+    out = []
+    for r in rows:
+        tr = get_trace(r["workload"], spec.procs, r["seed"], spec.scale_for(r["workload"]))
+        live = max(tr.stats()["peak_live_bytes"], 1)
+        try:
+            got = [[res for _, res in runner.run_cell("go-runtime", cfg, tr, mode="serial", reps=REAL_REPS)]
+                   for cfg in sides]
+        except GR.GoRuntimeError as e:
+            out.append(dict(real_status=str(e)))
+            continue
+        bad = [x for side in got for x in side if x.status != "ok"]
+        if bad:
+            out.append(dict(real_status=f"{bad[0].status}: {bad[0].error}"))
+            continue
+        inuse = [statistics.median(x.in_use_at_peak for x in side) / live for side in got]
+        ns = [statistics.median(x.wall_s * 1e9 / len(tr) for x in side) for side in got]
+        real_change = inuse[1] / inuse[0] - 1
+        out.append(dict(real_status="ok", real_gogc=gogc, real_default_inuse=inuse[0], real_tuned_inuse=inuse[1],
+                        real_inuse_change=real_change, inuse_gap_pp=100 * (r["inuse_change"] - real_change),
+                        real_default_ns=ns[0], real_tuned_ns=ns[1], real_ns_change=ns[1] / ns[0] - 1))
+    return out
 
 
 def _time_validation(spec: TuneSpec, default, tuned, rows, processes: int, out_dir: Path | None,
@@ -486,6 +568,6 @@ def study_record(study, spec: TuneSpec, validation: list[dict], best_configs: li
     except Exception as e:  # importance needs enough varied trials
         importances = {"_error": str(e)[:200]}
     return dict(study=study.study_name, strategy=spec.strategy, workloads=spec.workloads, objectives=spec.objectives,
-                scale={w: spec.scale_for(w) for w in spec.workloads}, procs=spec.procs, trials=trials,
+                realizable=spec.realizable, scale={w: spec.scale_for(w) for w in spec.workloads}, procs=spec.procs, trials=trials,
                 importances={k: float(v) for k, v in importances.items() if not k.startswith("_")},
                 best=[json.loads(c.to_json()) for c in best_configs], validation=validation)

@@ -113,10 +113,72 @@ def test_go_runs_never_map_below_the_floor():
             assert 1.0 <= v["floor_overhead"] <= v["overhead"], w
 
 
+def test_realizable_search_varies_only_tables_real_go_can_run():
+    from alloclab.strategies.go import sizeclasses_go as SCGO
+
+    spec = T.TuneSpec("go", ["web"], ["inuse"], realizable=True).validate()
+    go = strategies.get("go")
+    default = go.Config().to_dict()
+    fixed = spec.fixed_fields()
+    assert set(default) - set(fixed) <= set(SCGO.table_fields())          # only the table is searched
+    assert fixed["page_size"] == 8192 and fixed["max_small_size"] == 32768
+    assert all(fixed[k] == default[k] for k in fixed if k not in SCGO.table_fields())
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    kept, refused = [], []
+    for _ in range(40):
+        trial = study.ask()
+        try:
+            cfg = go.Config.suggest(trial, fixed=fixed)
+        except Exception as e:
+            assert type(e).__name__ == "ConfigError", e
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        why = spec.realizable_problem(cfg)
+        (kept if why is None else refused).append((cfg, why))
+        study.tell(trial, 0.0)
+    assert kept and refused   # the space holds both; the objective prunes the second kind with the reason
+    assert all(SCGO.go119_problem(c) is None for c, _ in kept)
+    assert all("16" in why or "classes" in why for _, why in refused)
+    assert T.TuneSpec("go", ["web"], ["inuse"]).validate().realizable_problem(refused[0][0]) is None
+
+
+WHY_NO_GO = strategies.unavailable_reason("go-runtime")
+
+
+@pytest.mark.skipif(WHY_NO_GO is not None, reason=f"go-runtime unavailable: {WHY_NO_GO}")
+def test_real_validation_runs_both_tables_in_the_real_runtime():
+    spec = T.TuneSpec("go", ["web"], ["inuse"], scale=0.01, realizable=True).validate()
+    go = strategies.get("go")
+    rows = [dict(workload="web", seed=T.HELD_OUT_SEEDS[0], inuse_change=0.05)]
+    [r] = T._real_validation(spec, go.Config(), go.Config(sc_tail_waste_div=5), rows)
+    assert r["real_status"] == "ok"
+    assert r["real_inuse_change"] == pytest.approx(r["real_tuned_inuse"] / r["real_default_inuse"] - 1)
+    assert r["inuse_gap_pp"] == pytest.approx(100 * (0.05 - r["real_inuse_change"]))
+    assert r["real_default_inuse"] > 0.5 and r["real_default_ns"] > 0 and r["real_tuned_ns"] > 0
+    # a table the real runtime cannot take: said, not run
+    [r] = T._real_validation(spec, go.Config(), go.Config(sc_align16_from=64), rows)
+    assert "cannot take" in r["real_status"] and "real_inuse_change" not in r
+
+
+def test_report_shows_predicted_beside_real_change():
+    from alloclab.harness.report import tuning_tables
+
+    row = dict(group="tuning workload, held-out seed", workload="web", seed=1001, status="ok", default_overhead=1.5,
+               tuned_overhead=1.4, overhead_change=-0.07, default_ns=50.0, tuned_ns=51.0, ns_change=0.02,
+               default_inuse=1.3, tuned_inuse=1.2, inuse_change=-0.077, real_status="ok", real_default_inuse=2.0,
+               real_tuned_inuse=1.86, real_inuse_change=-0.07, inuse_gap_pp=-0.7, real_default_ns=150.0,
+               real_tuned_ns=149.0, real_ns_change=-0.0067)
+    tables = dict(tuning_tables(dict(study="s", strategy="go", validation=[row])))
+    t = tables["Model-predicted vs real Go runtime change, held-out seeds: s"]
+    assert t.iloc[0]["model in-use change"] == -0.077 and t.iloc[0]["real in-use change"] == -0.07
+    assert t.iloc[0]["gap (pp)"] == -0.7
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["--objective", "speed"], "choose one or more of memory, inuse, time, locks"),
     (["--fix", "nosuch=1"], "has no config field(s) nosuch"),
     (["--storage", "nosuchdb://x"], "storage 'nosuchdb://x'"),
+    (["--realizable"], "--realizable: only for -s go"),
 ])
 def test_bad_tune_input(tmp_path, monkeypatch, capsys, argv, msg):
     monkeypatch.chdir(tmp_path)

@@ -42,11 +42,12 @@ with more reports the first 61).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 
-from alloclab.strategies.go.sizeclasses import SizeClassTable
+from alloclab.strategies.go.sizeclasses import GenParams, SizeClassTable
 
 GO_FILE = "src/runtime/sizeclasses.go"   # under GOROOT, Go 1.19 to 1.23
 TINY_SIZE_CLASS, TINY_SIZE = 2, 16       # malloc.go: _TinySizeClass, _TinySize
@@ -57,8 +58,15 @@ CONSTANTS = ("_MaxSmallSize", "smallSizeDiv", "smallSizeMax", "largeSizeDiv", "_
 GO119_FIXED = {"page_size": 8192, "max_small_size": 32768}
 
 
+def table_fields() -> tuple[str, ...]:
+    """The generator's fields (GenParams), named as in the go model's Config: what a table is made of."""
+    return tuple(f.name for f in dataclasses.fields(GenParams))
+
+
 def go119_problem(table_or_params) -> str | None:
-    """None if the Go 1.19 runtime can run this size-class table, else why (one line)."""
+    """None if the Go 1.19 runtime can run this size-class table, else why (one line).
+
+    Takes a SizeClassTable, or anything ``generate`` takes (a go or go-runtime Config, GenParams)."""
     from alloclab.strategies.go import sizeclasses as SC
 
     table = table_or_params if isinstance(table_or_params, SizeClassTable) else SC.generate(table_or_params)

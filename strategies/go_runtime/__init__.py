@@ -174,8 +174,7 @@ def _go_env(folder: Path | None) -> dict[str, str]:
 from alloclab.strategies.go import sizeclasses as SC  # noqa: E402
 from alloclab.strategies.go import sizeclasses_go as SCGO  # noqa: E402
 
-# the size-class generator's fields (go/sizeclasses.GenParams), named as in the go model's Config
-TABLE_FIELDS = tuple(f.name for f in dataclasses.fields(SC.GenParams))
+TABLE_FIELDS = SCGO.table_fields()
 
 
 def _validate_table(self) -> None:
