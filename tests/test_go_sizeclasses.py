@@ -133,7 +133,7 @@ def test_every_go_constant_is_a_documented_field_with_gos_default():
     cfg = Config()
     want = dict(page_size=8192, max_small_size=32768, tiny_size=16, page_cache_pages=64, heap_growth_kb=4096,
                 arena_mb=64, stack_cache_size=32768, stack_cache_refill=16384, stack_orders=4, fixed_stack=2048,
-                gfree_local_cap=64, gfree_batch=32, g_size=440, sc_tail_waste_div=8, sc_max_objects=1024, gogc=0)
+                gfree_local_cap=64, gfree_batch=32, g_size=440, sc_tail_waste_div=8, sc_max_objects=1024, gogc=100)
     for k, v in want.items():
         assert getattr(cfg, k) == v, k
     for name, default, rng, doc in Config.describe():

@@ -174,6 +174,18 @@ def test_report_shows_predicted_beside_real_change():
     assert t.iloc[0]["gap (pp)"] == -0.7
 
 
+def test_cli_prints_predicted_beside_real_change(capsys):
+    from alloclab.harness.cli_tune import _print_real_validation
+
+    ok = dict(workload="web", seed=1001, inuse_change=-0.05, ns_change=0.01, real_status="ok",
+              real_default_inuse=2.0, real_tuned_inuse=1.92, real_inuse_change=-0.04, inuse_gap_pp=-1.0,
+              real_default_ns=150.0, real_tuned_ns=153.0, real_ns_change=0.02)
+    _print_real_validation([ok, dict(workload="web", seed=1002, real_status="go-runtime cannot take this table")])
+    out = capsys.readouterr().out
+    assert "real -4.0%, model -5.0%, gap -1.0 pp" in out and "real +2.0%, model +1.0%" in out
+    assert "seed  1002: go-runtime cannot take this table" in out and "|gap| 1.0 pp" in out
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["--objective", "speed"], "choose one or more of memory, inuse, time, locks"),
     (["--fix", "nosuch=1"], "has no config field(s) nosuch"),
