@@ -197,9 +197,9 @@ Config = dataclasses.make_dataclass(
     [("gogc", int, param(100, lo=-1, hi=10000, tune=False,
                          doc="GOGC: heap goal = live x (1 + gogc/100); higher = fewer GC cycles, more memory; "
                              "-1 = GC off; 0 = Go's GOGC=0 (collect whenever the heap grows), not the model's no-GC"))]
-    + [(f.name, int, param(f.default, lo=1, tune=False,
-                           doc=f"size classes, as the go model's {f.name} (Go: {f.default}); a table other than the "
-                               "toolchain's builds goreplay against a copy of GOROOT with it"))
+    + [(f.name, int, param(f.default, tune=False,
+                           doc=f"size-class rule (Go: {f.default}), as the go model's {f.name}: a table other than "
+                               "the toolchain's runs in a goreplay built against it"))
        for f in dataclasses.fields(SC.GenParams)],
     bases=(ConfigBase,), frozen=True,
     namespace={"_validate_combination": _validate_table, "from_dict": classmethod(_from_dict),
