@@ -31,6 +31,11 @@ effects are real, and ``check`` mode verifies per op that
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
 from alloclab.strategies._kernel import kernel
 
 from alloclab.strategies import _aligned as aligned
@@ -282,7 +287,10 @@ class Replay:
     """
 
     def __init__(self, arena: np.ndarray, n_ids: int, *, procs: int = 1, threads: bool = False,
-                 check: bool = False, align16: bool = True, pending_cap: int | None = None):
+                 check: bool = False, align16: bool = True, pending_cap: int | None = None, probe=None):
+        if probe is not None and check:
+            raise ValueError("latency and timeline runs do not run in check mode")
+        self.probe = probe   # a Probe: run replay_timed instead of replay
         self.arena64 = arena.view(np.int64)
         self.check, self.align16, self.threads = bool(check), bool(align16), threads
         self.addr_of = np.full(max(n_ids, 1), UNPUBLISHED, np.int64)
@@ -297,5 +305,272 @@ class Replay:
         stream) on ``st``; returns a status code. Serial: the stats row is ``stats[0]``."""
         stop = cols[0].shape[0] if stop is None else stop
         pending = self.pending[p] if self.threads else SERIAL
+        stats = self.stats[p if self.threads else 0]
+        if self.probe is not None:
+            b = self.probe
+            return replay_timed(st, self.arena64, *cols, self.addr_of, start, stop, self.align16, pending, stats,
+                                self.flags, b.sample_every, b.tag_cols, b.tag_cause, b.snap[p], b.hist[p],
+                                b.lat_max[p], b.tl_every, b.timeline[p], b.gc_col, b.goal_arr, b.goal_idx)
         return replay(st, self.arena64, *cols, self.addr_of, start, stop, self.check, self.align16, self.shadow,
-                      pending, peak_op, self.stats[p if self.threads else 0], self.flags)
+                      pending, peak_op, stats, self.flags)
+
+
+# ---------------------------------------------------------------- the timed replay (latency, timeline)
+# ``replay_timed`` is ``replay`` with a clock around each sampled op and a memory row every K ops. It
+# is a kernel of its own, compiled only when a run asks for latency or a timeline: every throughput
+# run keeps ``replay`` and its cached code as they are, and its timings carry no probe's cost. It
+# never runs in check mode (a check's shadow walk would be the tail it measures).
+
+@intrinsic
+def cycle_counter(typingctx):
+    """The CPU's cycle counter (LLVM ``readcyclecounter``: ``rdtsc`` on x86, a constant rate)."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
+        return builder.call(fn, [])
+
+    return types.int64(), codegen
+
+
+@kernel
+def read_cycles():
+    """The cycle counter, callable from Python (harness/latency.py's calibration)."""
+    return cycle_counter()
+
+
+@intrinsic
+def _msb(typingctx, v):
+    """Index of the highest set bit of ``v`` > 0 (LLVM ``ctlz``)."""
+    def codegen(context, builder, signature, args):
+        x = context.cast(builder, args[0], signature.args[0], types.int64)
+        lz = builder.ctlz(x, ir.Constant(ir.IntType(1), 1))
+        return builder.sub(ir.Constant(ir.IntType(64), 63), lz)
+
+    return types.int64(v), codegen
+
+
+# The latency histogram (harness/latency.py reads it): log-linear in cycles, HDR-style. Values below
+# HIST_SUB are their own bucket; above, each power of two is split into HIST_SUB equal buckets, so a
+# bucket is at most 1/HIST_SUB of its lower bound wide. What HIST_SUB_BITS trades: one more bit halves
+# the relative error and doubles the buckets (2,688 x 8 B per op kind and cause now).
+HIST_SUB_BITS = 6
+HIST_SUB = 1 << HIST_SUB_BITS
+HIST_MAX_MSB = 46                     # values of 2^47 cycles and more (hours) share the last bucket
+HIST_BUCKETS = (HIST_MAX_MSB - HIST_SUB_BITS + 2) * HIST_SUB
+LAT_ALLOC, LAT_FREE = 0, 1            # the histogram's first axis
+LAT_CAUSES = 8                        # its second: 0 = no slow path seen, 1.. = harness/latency.py's CAUSES
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+# timeline columns (one row every K ops, and one at the end of the stream)
+TL_OP = 0        # op index (threads mode: in the P's own stream; the runner maps it to the trace's)
+TL_MAPPED = 1    # the heap's mapped bytes (meta[MAPPED]; not libc's for real-pointer strategies)
+TL_IN_USE = 2    # sum of IN_USE (threads mode: this P's row)
+TL_LIVE = 3      # bytes of live objects, by the trace's sizes (threads mode: allocated minus freed on this P)
+TL_GC = 4        # the strategy's GC-cycle counter (0 if it has none)
+TL_GOAL = 5      # its heap goal word (0 if it has none)
+TL_NCOL = 8
+
+# stats row fields of the timed replay, carried across serial slices
+STAT_LIVE = 6
+STAT_TL_ROWS = 7
+
+
+@kernel(inline="always")
+def hist_bucket(v):
+    if v < HIST_SUB:
+        return max(v, 0)
+    m = _msb(v)
+    if m > HIST_MAX_MSB:
+        return HIST_BUCKETS - 1
+    shift = m - HIST_SUB_BITS
+    return (shift + 1) * HIST_SUB + (v >> shift) - HIST_SUB
+
+
+@kernel(inline="always")
+def _sampled(i, every):
+    # a deterministic 1-in-``every`` sample by a multiplicative hash of the op index: a plain
+    # i % every would alias with a workload's own periods (a refill every 64 allocs of a class)
+    if every == 1:
+        return True
+    return ((np.uint64(i) * _GOLDEN) >> np.uint64(40)) % np.uint64(every) == 0
+
+
+@kernel(inline="always")
+def _timed_alloc(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads, align16, stats, flags,
+                 timed, tag_cols, tag_cause, snap, hist, lat_max):
+    if not timed:
+        return _alloc_op(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads, False, align16, arena,
+                         stats, flags)
+    for k in range(tag_cols.shape[0]):
+        snap[k] = st.counters[p, tag_cols[k]]
+    t0 = cycle_counter()
+    r = _alloc_op(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads, False, align16, arena,
+                  stats, flags)
+    dt = cycle_counter() - t0
+    _record(st, p, LAT_ALLOC, dt, tag_cols, tag_cause, snap, hist, lat_max)
+    return r
+
+
+@kernel(inline="always")
+def _timed_free(st, arena, real, i, p, obj, size, kind, a, stats, flags, timed, tag_cols, tag_cause, snap, hist,
+                lat_max):
+    if not timed:
+        return _free_op(st, arena, real, i, p, obj, size, kind, a, False, arena, stats, flags)
+    for k in range(tag_cols.shape[0]):
+        snap[k] = st.counters[p, tag_cols[k]]
+    t0 = cycle_counter()
+    r = _free_op(st, arena, real, i, p, obj, size, kind, a, False, arena, stats, flags)
+    dt = cycle_counter() - t0
+    _record(st, p, LAT_FREE, dt, tag_cols, tag_cause, snap, hist, lat_max)
+    return r
+
+
+@kernel(inline="always")
+def _record(st, p, which, dt, tag_cols, tag_cause, snap, hist, lat_max):
+    # the slow path the op took: the first tag counter (highest priority first) the op moved
+    cause = 0
+    for k in range(tag_cols.shape[0]):
+        if st.counters[p, tag_cols[k]] != snap[k]:
+            cause = tag_cause[k]
+            break
+    hist[which, cause, hist_bucket(dt)] += 1
+    if dt > lat_max[which]:
+        lat_max[which] = dt
+
+
+@kernel(inline="always")
+def _timeline_row(st, tl, row, i, p, threads, live, gc_col, goal_arr, goal_idx):
+    if row >= tl.shape[0]:
+        return row
+    in_use = 0
+    gc = 0
+    if threads:
+        in_use = st.counters[p, IN_USE]
+        if gc_col >= 0:
+            gc = st.counters[p, gc_col]
+    else:
+        for q in range(st.counters.shape[0]):
+            in_use += st.counters[q, IN_USE]
+            if gc_col >= 0:
+                gc += st.counters[q, gc_col]
+    tl[row, TL_OP] = i
+    tl[row, TL_MAPPED] = atomic_load(st.meta, MAPPED)
+    tl[row, TL_IN_USE] = in_use
+    tl[row, TL_LIVE] = live
+    tl[row, TL_GC] = gc
+    tl[row, TL_GOAL] = atomic_load(goal_arr, goal_idx) if goal_idx >= 0 else 0
+    return row + 1
+
+
+@kernel
+def replay_timed(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of, start, stop, align16, pending,
+                 stats, flags, sample_every, tag_cols, tag_cause, snap, hist, lat_max, tl_every, tl, gc_col,
+                 goal_arr, goal_idx):
+    """``replay`` (never in check mode) timing 1 in ``sample_every`` ops (0: none) into ``hist`` and
+    ``lat_max``, tagged by ``tag_cols``/``tag_cause``, and writing a ``tl`` row every ``tl_every``
+    ops (0: none) and one at the end of the stream."""
+    real = strategy_real_ptrs(st)
+    arena = st.arena
+    threads = pending.shape[0] > 0
+    mask = pending.shape[0] - 1
+    head = 0
+    npend = 0
+    live = stats[STAT_LIVE]
+    row = stats[STAT_TL_ROWS]
+    for i in range(start, stop):
+        if tl_every > 0 and i % tl_every == 0:
+            row = _timeline_row(st, tl, row, i, p_col[i], threads, live, gc_col, goal_arr, goal_idx)
+        while npend > 0 and (i & (POLL_EVERY - 1)) == 0:
+            j = pending[head]
+            a = atomic_load(addr_of, obj_col[j])
+            if a == UNPUBLISHED:
+                break
+            r = _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, stats, flags,
+                            sample_every > 0 and _sampled(j, sample_every), tag_cols, tag_cause, snap, hist,
+                            lat_max)
+            if r != OK:
+                return r
+            live -= size_col[j]
+            head = (head + 1) & mask
+            npend -= 1
+        p = p_col[i]
+        obj = obj_col[i]
+        timed = sample_every > 0 and _sampled(i, sample_every)
+        if op_col[i] == OP_ALLOC:
+            r = _timed_alloc(st, arena64, arena, real, i, p, obj, size_col[i], kind_col[i], addr_of, threads,
+                             align16, stats, flags, timed, tag_cols, tag_cause, snap, hist, lat_max)
+            if r != OK:
+                return r
+            live += size_col[i]
+        else:
+            if threads:
+                a = atomic_load(addr_of, obj)
+                if a == UNPUBLISHED:
+                    stats[STAT_DEFERRED] += 1
+                    if npend > mask:
+                        j = pending[head]
+                        a = _await_publish(addr_of, obj_col[j], stats, flags)
+                        if a == UNPUBLISHED:
+                            return ABORTED
+                        r = _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a,
+                                        stats, flags, sample_every > 0 and _sampled(j, sample_every), tag_cols,
+                                        tag_cause, snap, hist, lat_max)
+                        if r != OK:
+                            return r
+                        live -= size_col[j]
+                        head = (head + 1) & mask
+                        npend -= 1
+                    pending[(head + npend) & mask] = i
+                    npend += 1
+                    continue
+            else:
+                a = addr_of[obj]
+            r = _timed_free(st, arena, real, i, p, obj, size_col[i], kind_col[i], a, stats, flags, timed, tag_cols,
+                            tag_cause, snap, hist, lat_max)
+            if r != OK:
+                return r
+            live -= size_col[i]
+    while npend > 0:
+        j = pending[head]
+        a = _await_publish(addr_of, obj_col[j], stats, flags)
+        if a == UNPUBLISHED:
+            return ABORTED
+        r = _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, stats, flags,
+                        sample_every > 0 and _sampled(j, sample_every), tag_cols, tag_cause, snap, hist, lat_max)
+        if r != OK:
+            return r
+        live -= size_col[j]
+        head = (head + 1) & mask
+        npend -= 1
+    if tl_every > 0 and stop == p_col.shape[0] and stop > 0:
+        row = _timeline_row(st, tl, row, stop, p_col[stop - 1], threads, live, gc_col, goal_arr, goal_idx)
+    stats[STAT_LIVE] = live
+    stats[STAT_TL_ROWS] = row
+    return OK
+
+
+class Probe:
+    """The buffers of a timed replay, one set per thread (threads mode: per P; serial: one).
+
+    ``sample_every``: time 1 op in that many (0: no latency); ``tags``: (counter column, cause)
+    pairs, highest priority first; ``tl_every``: a timeline row every that many ops (0: none),
+    ``tl_rows`` rows at most per thread; ``gc_col``: the GC-cycle counter column (-1: none);
+    ``goal``: (array, index) of the heap goal word, or None. harness/latency.py and
+    harness/timeline.py build it and read it back.
+    """
+
+    def __init__(self, threads: int, *, sample_every: int = 0, tags=(), tl_every: int = 0, tl_rows: int = 0,
+                 gc_col: int = -1, goal=None):
+        if sample_every < 0 or tl_every < 0:
+            raise ValueError("sample_every and tl_every must be >= 0")
+        self.sample_every, self.tl_every, self.gc_col = int(sample_every), int(tl_every), int(gc_col)
+        self.tag_cols = np.array([c for c, _ in tags], np.int64)
+        self.tag_cause = np.array([k for _, k in tags], np.int64)
+        if ((self.tag_cause <= 0) | (self.tag_cause >= LAT_CAUSES)).any():
+            raise ValueError(f"a cause is 1..{LAT_CAUSES - 1}")
+        self.snap = [aligned.zeros(max(len(self.tag_cols), 1)) for _ in range(threads)]
+        nb = HIST_BUCKETS if sample_every else 1
+        self.hist = [np.zeros((2, LAT_CAUSES, nb), np.int64) for _ in range(threads)]
+        self.lat_max = [aligned.zeros(8) for _ in range(threads)]
+        self.timeline = [np.zeros((tl_rows if tl_every else 0, TL_NCOL), np.int64) for _ in range(threads)]
+        self.goal_arr, self.goal_idx = (goal[0], int(goal[1])) if goal is not None else (np.zeros(1, np.int64), -1)

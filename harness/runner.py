@@ -6,6 +6,7 @@ that compiles or loads the kernels and faults in the arena's pages.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from types import ModuleType
@@ -28,6 +29,28 @@ MODES = ("serial", "threads")
 # threads mode's coupling between Ps (executor stats), reported with the counters
 PUBLISH_COUNTERS = {"deferred_frees": ex.STAT_DEFERRED, "publish_waits": ex.STAT_WAITS,
                     "publish_yields": ex.STAT_YIELDS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Instrument:
+    """What a latency/timeline repetition records: time 1 op in ``sample`` (0: no latency;
+    harness/latency.py), a memory row every ``timeline_every`` ops (0: no timeline; -1: the
+    default for the trace's length, harness/timeline.py)."""
+
+    sample: int = 0
+    timeline_every: int = 0
+
+    def __bool__(self):
+        return bool(self.sample or self.timeline_every)
+
+
+def _probe(d, instrument, n, threads):
+    from alloclab.harness import latency, timeline
+
+    names = latency.strategy_counters(d)
+    every = timeline.default_every(n) if instrument.timeline_every < 0 else instrument.timeline_every
+    return ex.Probe(threads, sample_every=instrument.sample, tags=latency.tags_for(names),
+                    tl_every=every, tl_rows=timeline.rows_needed(n, max(every, 1)), gc_col=timeline.gc_column(names))
 
 
 def _split_by_p(trace, procs):
@@ -72,8 +95,10 @@ def replay_trace(strategy: str | Strategy | ModuleType, trace, config=None, *, m
 
 
 def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mode="serial", check=False,
-                arena_mb=DEFAULT_ARENA_MB, stop=None, progress=None) -> RunResult:
-    """Replay ``trace`` (or its first ``stop`` ops) once on a fresh state."""
+                arena_mb=DEFAULT_ARENA_MB, stop=None, progress=None, instrument: Instrument | None = None) -> RunResult:
+    """Replay ``trace`` (or its first ``stop`` ops) once on a fresh state. With ``instrument``, the
+    timed replay: the result's ``extra`` has ``latency`` (a latency.Histogram) and/or ``timeline``
+    (a DataFrame, timeline.COLUMNS)."""
     d = strategies.resolve(strategy)
     mod = d.load()
     if mode not in MODES:
@@ -86,8 +111,16 @@ def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mod
     n_ids = max(trace.nobj, 1)
     if mode == "threads":
         trace_cols, where, n_ids = _split_by_p(_prefix(trace, n) if stop is not None else trace, procs)
-    rp = ex.Replay(heap.arena, n_ids, procs=procs, threads=mode == "threads", check=check, align16=d.align16)
+    probe = _probe(d, instrument, n, procs if mode == "threads" else 1) if instrument else None
+    rp = ex.Replay(heap.arena, n_ids, procs=procs, threads=mode == "threads", check=check, align16=d.align16,
+                   probe=probe)
     st = mod.make_state(config, heap, procs)
+    if probe is not None:
+        from alloclab.harness import timeline
+
+        goal = timeline.heap_goal_word(d, st)
+        if goal is not None:
+            probe.goal_arr, probe.goal_idx = goal
     peak_op = trace.stats()["peak_op"] if stop is None else -1
     status, fail_op, fail_addr, in_use_peak = ex.OK, -1, -1, -1
     per_p = []
@@ -158,8 +191,22 @@ def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mod
         if 0 <= fail_op < len(trace):
             err += (f": {'alloc' if trace.op[fail_op] == 0 else 'free'} of object {trace.obj[fail_op]}, "
                     f"{trace.size[fail_op]} B on P{trace.p[fail_op]}")
+    if probe is not None and status == ex.OK:
+        extra.update(_probe_results(d, probe, rp, n, where))
     return RunResult(st_name, err, wall, summed, per_p, peak_mapped, in_use_peak, extra=extra, state=st,
                      addr_of=rp.addr_of if mode == "serial" else None)
+
+
+def _probe_results(d, probe, rp, n, where) -> dict:
+    from alloclab.harness import latency, timeline
+
+    out = {}
+    if probe.sample_every:
+        out["latency"] = latency.Histogram.from_probe(probe)
+    if probe.tl_every:
+        out["timeline"] = timeline.frame(probe, [int(s[ex.STAT_TL_ROWS]) for s in rp.stats], ops=n, where=where,
+                                         real_pointers=d.real_pointers)
+    return out
 
 
 def _prefix(trace, n):
@@ -169,8 +216,11 @@ def _prefix(trace, n):
 
 
 def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False, arena_mb=DEFAULT_ARENA_MB,
-             warmup=True, progress=None, on_rep=None, yardstick=None):
+             warmup=True, progress=None, on_rep=None, yardstick=None, instrument: Instrument | None = None):
     """Measure a cell ``reps`` times; returns a list of ``(rep, RunResult)``.
+
+    ``instrument``: latency/timeline repetitions (the timed replay, warm-up included) instead of
+    throughput ones; their ``wall_s`` includes the probe's cost and is not a throughput figure.
 
     ``yardstick`` (harness/calibrate.py), when given, is timed right before and
     right after each repetition; their mean is the repetition's ``extra["ref_s"]``.
@@ -201,11 +251,12 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
         prefault(get_arena(arena_mb << 20), int(trace.stats()["alloc_bytes"] * 1.25) + (64 << 20))
         # warm-up in the mode being measured, on a prefix (threads too: it starts the kernels' code paths)
         replay_once(d, config, trace, procs, mode=mode, check=False, arena_mb=arena_mb,
-                    stop=min(len(trace), WARMUP_OPS))
+                    stop=min(len(trace), WARMUP_OPS), instrument=instrument)
     out = []
     for rep in range(reps):
         before = yardstick() if yardstick else None
-        r = replay_once(d, config, trace, procs, mode=mode, check=check, arena_mb=arena_mb, progress=progress)
+        r = replay_once(d, config, trace, procs, mode=mode, check=check, arena_mb=arena_mb, progress=progress,
+                        instrument=instrument)
         if yardstick:
             r.extra["ref_s"] = (before + yardstick()) / 2
         if check and r.status == "ok":
