@@ -7,6 +7,12 @@ only ever added: each is written to a temp file in the same folder and
 renamed into place, so a killed process leaves whole parts or none.
 ``load`` returns one DataFrame from any number of run folders and migrates
 older schema versions to the current one.
+
+Latency and timeline repetitions (harness/latency.py, harness/timeline.py) are
+not result rows: they go to side tables of their own, ``latency-NNNN.parquet``
+(a histogram's non-empty buckets) and ``timeline-NNNN.parquet`` (memory rows),
+written with the same atomic parts, keyed by the cell's id and repetition, and
+read back with ``load_table``. ``ns_per_op`` never sees a timed run.
 """
 from __future__ import annotations
 
@@ -34,6 +40,11 @@ COLUMNS = [
     "lock_local", "lock_central", "lock_global", "contended", "status", "error",
     "refills", "spins", "per_p_wall_json", "counters_json", "cell_id", "ref_ns",
 ]
+
+
+SIDE_TABLES = ("latency", "timeline")
+# what a side-table row carries of its cell (with ``rep``): enough to group and to join on cell_id
+SIDE_KEYS = ("run_id", "strategy", "config_hash", "workload", "workload_json", "seed", "procs", "mode", "cell_id")
 
 
 def _cpu_model() -> str:
@@ -145,19 +156,22 @@ class ResultsStore:
             atomic_write(mp, json.dumps({"schema_version": SCHEMA_VERSION, "created_at": now_iso(),
                                           **machine(), **(meta or {})}, indent=2, default=str).encode())
 
-    def parts(self) -> list[Path]:
-        return sorted(self.dir.glob("part-*.parquet"))
+    def parts(self, table: str = "part") -> list[Path]:
+        return sorted(self.dir.glob(f"{table}-*.parquet"))
 
-    def append(self, rows: list[dict[str, Any]]) -> Path:
+    def append(self, rows: list[dict[str, Any]], table: str = "part") -> Path:
+        """Add ``rows`` as a new part of the result rows (``table="part"``) or of a side table."""
         import pandas as pd
 
         if not rows:
             raise ValueError("no rows to append")
+        if table != "part" and table not in SIDE_TABLES:
+            raise ValueError(f"unknown table {table!r}")
         df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c in rows[0]] + [k for k in rows[0] if k not in COLUMNS])
         # The part number is claimed with O_EXCL so that concurrent writers never overwrite a part.
-        n = len(self.parts())
+        n = len(self.parts(table))
         while True:
-            path = self.dir / f"part-{n:04d}.parquet"
+            path = self.dir / f"{table}-{n:04d}.parquet"
             try:
                 fd = os.open(path.with_suffix(".claim"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
                 os.close(fd)
@@ -188,6 +202,42 @@ class ResultsStore:
         out = set(zip(df["cell_id"], df["proc"].astype(int)))
         out |= {(cid, -1) for cid in df.loc[df["status"] != "ok", "cell_id"]}
         return out
+
+
+    def append_probe(self, row: dict[str, Any], result) -> None:
+        """Write a latency/timeline repetition's side tables; ``row`` is its cell's result row
+        (make_row), for the keys. One part per table, so a killed process leaves all of it or none of it
+        per table."""
+        keys = {k: row[k] for k in SIDE_KEYS} | {"rep": int(row["rep"])}
+        if "latency" in result.extra:
+            self.append(result.extra["latency"].to_rows(**keys), "latency")
+        if "timeline" in result.extra:
+            tl = result.extra["timeline"]
+            self.append([keys | rec for rec in tl.to_dict("records")], "timeline")
+
+    def done_probes(self, table: str) -> set[str]:
+        """cell_ids with rows in a side table (for --resume)."""
+        if not self.parts(table):
+            return set()
+        return set(load_table([self.dir], table)["cell_id"])
+
+
+def load_table(run_dirs: Iterable[str | os.PathLike], table: str):
+    """One DataFrame of a side table (``latency`` or ``timeline``) from every given run folder."""
+    import pandas as pd
+
+    if table not in SIDE_TABLES:
+        raise ValueError(f"unknown table {table!r}; choose from {', '.join(SIDE_TABLES)}")
+    frames = []
+    for d in run_dirs:
+        for part in sorted(Path(d).glob(f"{table}-*.parquet")):
+            try:
+                frames.append(pd.read_parquet(part))
+            except Exception as e:
+                raise ValueError(f"{part}: unreadable {table} part ({str(e).splitlines()[0][:100]})") from None
+    if not frames:
+        return pd.DataFrame(columns=list(SIDE_KEYS) + ["rep"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def _migrate(df, version: int):
