@@ -191,6 +191,10 @@ def cmd_run(args) -> int:
 
     mod = strategies.get(args.strategy)
     config = load_config(args.strategy, args.config)
+    if (args.latency or args.timeline) and strategies.descriptor(args.strategy).is_external:
+        _bad(f"--latency/--timeline: {args.strategy} replays traces itself; they need a kernel strategy")
+    if (args.latency or args.timeline) and args.check:
+        _bad("--latency/--timeline do not combine with --check (a check's walk would be the tail measured)")
     if args.procs is None and not args.workload.startswith("trace:"):
         args.procs = 2 if args.mode == "threads" else 1
     tr, wparams = _build_trace(args)
@@ -230,6 +234,8 @@ def cmd_run(args) -> int:
         store.append(rows)
     if not args.json:
         _print_run_summary(args, tr, rows)
+    if (args.latency or args.timeline) and all(r["status"] == "ok" for r in rows):
+        _run_probe(args, mod, config, tr, wparams, stats, store, run_id, started)
     bad = [r for r in rows if r["status"] != "ok"]
     if bad:
         r = bad[0]
@@ -238,6 +244,44 @@ def cmd_run(args) -> int:
         # an arena too small is bad input (exit 2); a failed check is a failure (exit 1)
         return EXIT_BAD_INPUT if r["status"] == "oom" else EXIT_FAILED
     return EXIT_OK
+
+
+def _run_probe(args, mod, config, tr, wparams, stats, store, run_id, started):
+    """One latency/timeline repetition after the throughput ones (its time is not ns/op)."""
+    from alloclab.harness import latency, runner, timeline
+    from alloclab.harness import results as R
+
+    inst = runner.Instrument(sample=args.sample if args.latency else 0,
+                             timeline_every=(args.timeline_every or -1) if args.timeline else 0)
+    [(_, r)] = runner.run_cell(args.strategy, config, tr, mode=args.mode, reps=1, arena_mb=args.arena_mb,
+                               instrument=inst)
+    if r.status != "ok":
+        return
+    if store is not None:
+        row = R.make_row(run_id=run_id, started_at=started, strategy=args.strategy, config=config,
+                         workload=args.workload, workload_params=wparams, seed=args.seed, procs=tr.procs,
+                         mode=args.mode, rep=0, trace_stats=stats, result=r, counters=runner.counters_dict(mod, r))
+        store.append_probe(row, r)
+    if args.json:
+        out = {}
+        if "latency" in r.extra:
+            h = r.extra["latency"]
+            out["latency"] = {op: h.summary(i) | {"tail": h.tail(i)} for i, op in enumerate(latency.OPS)}
+        if "timeline" in r.extra:
+            out["timeline"] = r.extra["timeline"].iloc[-1].to_dict()
+        print(json.dumps(out, default=float), flush=True)
+        return
+    if "latency" in r.extra:
+        h = r.extra["latency"]
+        every = "every op" if args.sample == 1 else f"1 op in {args.sample}"
+        print(f"  latency ({every}, +-{latency.RELATIVE_ERROR:.1%}, ns at {1 / latency.ns_per_cycle():.2f} GHz "
+              f"cycle counter):")
+        for i in range(len(latency.OPS)):
+            print(latency.summary_line(h, i))
+    if "timeline" in r.extra:
+        df = r.extra["timeline"]
+        print(f"  memory over {len(tr):,} ops ({len(df)} samples):")
+        print("\n".join(timeline.summary_lines(df)))
 
 
 def _print_run_summary(args, tr, rows):
@@ -423,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="run one cell: a strategy on a workload",
                        epilog="examples:\n  alloclab run -s go -w web --scale 0.1\n"
-                              "  alloclab run -s freelist -w larson --mode threads --procs 4 --reps 5 --json")
+                              "  alloclab run -s freelist -w larson --mode threads --procs 4 --reps 5 --json\n"
+                              "  alloclab run -s go -w phase-shift --scale 0.1 --latency --timeline")
     s.add_argument("-s", "--strategy", required=True, help="strategy name (`alloclab list`)")
     workload_args(s)
     s.add_argument("--reps", type=_positive_int, default=3, help="timed repetitions, after one untimed warm-up")
@@ -435,6 +480,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arena-mb", type=_arena_mb, default=DEFAULT_ARENA_MB,
                    help=f"simulated address space (MiB, 1..{MAX_ARENA_MB})")
     s.add_argument("--out", help="also append the rows to this results folder (default: none)")
+    s.add_argument("--latency", action="store_true",
+                   help="after the timed repetitions, one more that times each alloc and free with the cycle "
+                        "counter and prints p50..p99.9, max and what the slowest 0.1%% were doing (default: off)")
+    s.add_argument("--sample", type=_positive_int, default=1, metavar="N",
+                   help="with --latency, time 1 op in N, the same ops every run (default: 1, every op, so the "
+                        "max is exact)")
+    s.add_argument("--timeline", action="store_true",
+                   help="record mapped, in-use and live bytes over the run and print them as sparklines "
+                        "(default: off)")
+    s.add_argument("--timeline-every", type=_positive_int, default=None, metavar="K",
+                   help="with --timeline, a memory sample every K ops (default: the trace's ops / 1000)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("check", help="run strategies with --check on a workload",
