@@ -35,7 +35,7 @@ from alloclab.harness.limits import DEFAULT_ARENA_MB, MAX_ARENA_MB, MAX_PROCS
 from alloclab.strategies._config import ConfigError
 
 BUILTIN_SUITES = ("quick", "full", "targets", "scaling")
-MATRIX_KEYS = {"strategies", "workloads", "procs", "modes", "configs"}
+MATRIX_KEYS = {"strategies", "workloads", "procs", "modes", "configs", "latency", "timeline"}
 SUITE_KEYS = {"name", "description", "reps", "processes", "seed", "arena_mb", "pilot"}
 # A suite file that does not say: five fresh processes of one repetition each. Five is the
 # fewest whose exact U test can reach a Benjamini-Hochberg-adjusted 5% over a few dozen
@@ -59,6 +59,8 @@ class Cell:
     procs: int
     mode: str
     seed: int
+    latency: bool = False    # also one latency repetition (harness/latency.py), apart from the timed ones
+    timeline: bool = False   # also one memory timeline (harness/timeline.py)
 
     @property
     def trace_key(self):
@@ -124,7 +126,7 @@ def load_suite(spec: str, reps: int | None = None, config_override=None, process
     matrices = data.get("matrix")
     if not isinstance(matrices, list) or not matrices:
         raise SuiteError(f"{source}: needs at least one [[matrix]] block")
-    seen = set()
+    seen = {}
     for mi, m in enumerate(matrices):
         where = f"{source}: matrix {mi + 1}"
         if not isinstance(m, dict):
@@ -144,6 +146,9 @@ def load_suite(spec: str, reps: int | None = None, config_override=None, process
             raise SuiteError(f"{where}: 'modes' must be a list of {', '.join(runner.MODES)}")
         if not (isinstance(configs, list) and configs and all(isinstance(c, dict) for c in configs)):
             raise SuiteError(f"{where}: 'configs' must be a list of tables")
+        probes = {k: m.get(k, False) for k in ("latency", "timeline")}
+        if not all(isinstance(v, bool) for v in probes.values()):
+            raise SuiteError(f"{where}: 'latency' and 'timeline' are true or false")
         wl = []
         for w in m["workloads"]:
             if isinstance(w, str):
@@ -191,8 +196,11 @@ def load_suite(spec: str, reps: int | None = None, config_override=None, process
                     cell = Cell(s, cfg, wname, wp, p, mode, suite.seed)
                     key = (s, cfg.config_hash(), cell.trace_key, mode)
                     if key not in seen:
-                        seen.add(key)
+                        seen[key] = cell
                         suite.cells.append(cell)
+                    for k, on in probes.items():   # a cell in two matrices is probed if either asks
+                        if on and not strategies.descriptor(s).is_external:
+                            setattr(seen[key], k, True)
     return suite
 
 
@@ -267,6 +275,7 @@ def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool 
                    ran=0, failed=0, rows=0)
     if not plan:
         log(f"all {len(suite.cells)} cells of {suite.name} are already in {out_dir}")
+        summary["probed"] = 0 if check else _run_probes(suite, store, run_id, progress)
         return summary
     bar = Progress(todo, suite.name, enabled=progress)
 
@@ -303,7 +312,45 @@ def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool 
             rounds.cleanup(out_dir)
     finally:
         bar.close()
+    if not check:
+        summary["probed"] = _run_probes(suite, store, run_id, progress)
     return summary
+
+
+def _run_probes(suite: Suite, store, run_id: str, progress: bool) -> int:
+    """The cells' latency and timeline repetitions, here, after every timed one (resume: those not
+    yet in the side tables). One repetition each: a serial timeline is deterministic, and a
+    histogram of every op of a run holds its own spread."""
+    probed = [c for c in suite.cells if c.latency or c.timeline]
+    done = store.done_probes("latency") | store.done_probes("timeline")
+    todo = [c for c in probed if _cell_id(c) not in done]
+    if not todo:
+        return 0
+    from alloclab.harness.latency import DEFAULT_SAMPLE
+
+    bar = Progress(len(todo), f"{suite.name}: latency and timelines", enabled=progress)
+    for cell in sorted(todo, key=lambda c: c.trace_key):
+        bar.label(cell.label())
+        tr = _try_make_trace(cell)
+        if isinstance(tr, Exception):
+            continue
+        inst = runner.Instrument(sample=DEFAULT_SAMPLE if cell.latency else 0, timeline_every=-1 if cell.timeline else 0)
+        try:
+            [(rep, r)] = runner.run_cell(cell.strategy, cell.config, tr, mode=cell.mode, reps=1,
+                                         arena_mb=suite.arena_mb, instrument=inst)
+        except Exception as e:  # a failed probe is reported; the timed rows are already safe
+            bar.write(f"  {cell.label()}: latency/timeline failed: {type(e).__name__}: {e}".splitlines()[0][:300])
+            bar.update()
+            continue
+        if r.status == "ok":
+            row = R.make_row(run_id=run_id, started_at=R.now_iso(), strategy=cell.strategy, config=cell.config,
+                             workload=cell.workload, workload_params=dict(cell.wparams), seed=cell.seed,
+                             procs=cell.procs, mode=cell.mode, rep=0, trace_stats=tr.stats(), result=r,
+                             counters=runner.counters_dict(cell.strategy, r))
+            store.append_probe(row, r)
+        bar.update()
+    bar.close()
+    return len(todo)
 
 
 def _try_make_trace(cell: Cell):
