@@ -524,7 +524,7 @@ def _lazy(module: str, name: str = "section"):
 # Section builders, in the order their sections appear (after the claims, geometric means and figures of
 # cells; before the table of every cell). A section owned by another module is listed as
 # _lazy("alloclab.harness.report_<x>"), that module's ``section(inp)``.
-SECTIONS: list = [_scaling_section, _tuning_section]
+SECTIONS: list = [_scaling_section, _tuning_section, _lazy("alloclab.harness.report_latency")]
 
 
 def register_section(builder, *, before=None) -> None:
