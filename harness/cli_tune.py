@@ -180,7 +180,8 @@ def _print_real_validation(rows):
     real = [r for r in rows if "real_status" in r]
     if not real:
         return
-    print("  the real Go runtime (go-runtime, default table -> tuned table), beside the model's prediction:")
+    print("  the real Go runtime (go-runtime, default table -> tuned table, GC with the world stopped so that "
+          "the peak repeats), beside the model's prediction:")
     for r in real:
         head = f"    {r['workload']:<12} seed {r['seed']:>5}: "
         if r["real_status"] != "ok":

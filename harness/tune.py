@@ -44,7 +44,8 @@ Gs) stay Go's, since no table rebuilds them into the real runtime, and a
 sampled table that Go cannot take is pruned with the reason. With a Go
 toolchain present, the held-out validation of a go study also runs
 go-runtime, default table against tuned table, on each held-out seed
-(``_real_validation``), so the model's predicted change in peak in-use and
+(``_real_validation``, its GC with the world stopped so that the peak
+repeats run to run), so the model's predicted change in peak in-use and
 ns/op stands beside the real runtime's.
 """
 from __future__ import annotations
@@ -470,7 +471,7 @@ def held_out_validation(spec: TuneSpec, config, other_workloads: list[str] | Non
     return rows
 
 
-REAL_REPS = 3   # go-runtime repetitions per side and trace in the real validation (medians)
+REAL_REPS = 5   # go-runtime repetitions per side and trace in the real validation (medians)
 
 
 def _real_validation(spec: TuneSpec, default, tuned, rows) -> list[dict[str, Any]]:
@@ -478,9 +479,12 @@ def _real_validation(spec: TuneSpec, default, tuned, rows) -> list[dict[str, Any
 
     go-runtime runs each go config's size-class table (a goreplay built against
     it) at the model's GOGC (Go's 100 for the model's no-GC-lag variant),
-    serial, ``REAL_REPS`` repetitions in one process; a side's peak in-use
-    (HeapInuse above the baseline) and ns/op are their medians, since the
-    peak is sampled and GC timing moves a little between repetitions. Beside
+    serial, ``REAL_REPS`` repetitions in one process, with each GC cycle run
+    with the world stopped (``gc_stw``): under Go's concurrent GC the peak
+    heap moves by about 10% from run to run with when each mark lands, ten
+    times what a size-class table changes, and the model's GC, too, runs
+    whole at its goal. A side's peak in-use (HeapInuse above the baseline)
+    and ns/op are the medians of its repetitions. Beside
     the model's predicted change each row gets the real change and their gap
     in percentage points (``inuse_gap_pp``). A tuned table Go cannot run gives
     ``real_status`` with the reason and no real figures."""
@@ -488,7 +492,7 @@ def _real_validation(spec: TuneSpec, default, tuned, rows) -> list[dict[str, Any
 
     gogc = tuned.gogc if tuned.gogc > 0 else 100
     try:
-        sides = [GR.from_go_config(c, gogc) for c in (default, tuned)]
+        sides = [GR.from_go_config(c, gogc, gc_stw=True) for c in (default, tuned)]
     except ConfigError as e:
         return [dict(real_status=str(e))] * len(rows)
     out = []
@@ -508,7 +512,7 @@ def _real_validation(spec: TuneSpec, default, tuned, rows) -> list[dict[str, Any
         inuse = [statistics.median(x.in_use_at_peak for x in side) / live for side in got]
         ns = [statistics.median(x.wall_s * 1e9 / len(tr) for x in side) for side in got]
         real_change = inuse[1] / inuse[0] - 1
-        out.append(dict(real_status="ok", real_gogc=gogc, real_default_inuse=inuse[0], real_tuned_inuse=inuse[1],
+        out.append(dict(real_status="ok", real_gogc=gogc, real_gc_stw=True, real_default_inuse=inuse[0], real_tuned_inuse=inuse[1],
                         real_inuse_change=real_change, inuse_gap_pp=100 * (r["inuse_change"] - real_change),
                         real_default_ns=ns[0], real_tuned_ns=ns[1], real_ns_change=ns[1] / ns[0] - 1))
     return out

@@ -115,3 +115,21 @@ def test_patched_build_runs_the_configs_table():
     # MemStats.BySize is 61 entries, copied by length: this table's 54 classes, then zeros
     assert sizes == (table + [0] * 61)[:61]
     assert sum(c["mallocs"] for c in r.extra["by_size"][len(table):]) == 0
+
+
+@needs_go
+def test_gc_stw_runs_goreplay_with_gos_stop_the_world_gc(monkeypatch):
+    seen = []
+    run = subprocess.run
+
+    def spy(cmd, **kw):
+        seen.append(kw.get("env", {}).get("GODEBUG", ""))
+        return run(cmd, **kw)
+
+    monkeypatch.setattr(G.subprocess, "run", spy)
+    monkeypatch.setenv("GODEBUG", "madvdontneed=1")
+    tr = generate("tiny", procs=1, scale=0.002)
+    for stw in (False, True):
+        [(_, r)] = G.run_external(G.Config(gc_stw=stw), tr, reps=1)
+        assert r.status == "ok", r.error
+    assert seen[-2:] == ["madvdontneed=1", "madvdontneed=1,gcstoptheworld=1"]

@@ -63,6 +63,12 @@ Tunables:
            Unlike the go model's gogc = 0 (frees take effect at once, no GC),
            0 here is Go's own GOGC=0: a collection whenever the heap grows.
            Not tuned by default (each trial would run the Go program).
+    gc_stw Go's GODEBUG=gcstoptheworld=1: a GC cycle runs whole once the
+           pacer triggers it, with the world stopped. Not Go's default; it
+           makes the peak heap repeat within about 1% run to run, where the
+           concurrent GC's peak moves by about 10% with when each mark lands
+           (docs/go-fidelity.md), which is what comparing two size-class
+           tables on the real runtime needs (tune's real validation).
     page_size, max_small_size, sc_*
            the size-class generator's fields, the same names and defaults as
            the go model's (``alloclab list -v go`` says what each trades; a
@@ -196,7 +202,11 @@ Config = dataclasses.make_dataclass(
     "Config",
     [("gogc", int, param(100, lo=-1, hi=10000, tune=False,
                          doc="GOGC: heap goal = live x (1 + gogc/100); higher = fewer GC cycles, more memory; "
-                             "-1 = GC off; 0 = Go's GOGC=0 (collect whenever the heap grows), not the model's no-GC"))]
+                             "-1 = GC off; 0 = Go's GOGC=0 (collect whenever the heap grows), not the model's no-GC")),
+     ("gc_stw", bool, param(False, tune=False,
+                            doc="GODEBUG=gcstoptheworld=1 (not Go's default): each GC cycle marks and sweeps with the "
+                                "world stopped, so nothing is allocated during a mark and the peak heap repeats run to "
+                                "run (concurrent GC: the peak moves with when the mark lands); costs ns/op"))]
     + [(f.name, int, param(f.default, tune=False,
                            doc=f"size-class rule (Go: {f.default}), as the go model's {f.name}: a table other than "
                                "the toolchain's runs in a goreplay built against it"))
@@ -212,9 +222,9 @@ def table_of(config) -> SC.SizeClassTable:
     return SC.generate(SC.GenParams.of(config))
 
 
-def from_go_config(go_config, gogc: int = 100) -> Config:
+def from_go_config(go_config, gogc: int = 100, gc_stw: bool = False) -> Config:
     """The go-runtime Config that runs a go model config's size-class table (at ``gogc``)."""
-    return Config(gogc=gogc, **{k: getattr(go_config, k) for k in TABLE_FIELDS}).validate()
+    return Config(gogc=gogc, gc_stw=gc_stw, **{k: getattr(go_config, k) for k in TABLE_FIELDS}).validate()
 
 
 
@@ -418,6 +428,8 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
         env = dict(os.environ)
         for k in ("GOGC", "GOMAXPROCS", "GOMEMLIMIT"):   # the flags decide, not the caller's environment
             env.pop(k, None)
+        if config.gc_stw:
+            env["GODEBUG"] = ",".join(x for x in (env.get("GODEBUG"), "gcstoptheworld=1") if x)
         res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         err = res.stderr.strip()
