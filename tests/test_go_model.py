@@ -19,6 +19,9 @@ from alloclab.workloads.trace import make_trace
 
 HEAP, NOSCAN, STACK = counters.KIND_HEAP, counters.KIND_NOSCAN, counters.KIND_STACK
 ARENA_MB = 256
+# Most tests below check where a free's slot goes at once: they run the eager variant ("Go's allocator
+# without GC lag", gogc = 0) explicitly; the default (Go's GOGC = 100) defers frees to GC cycles.
+EAGER = mod.Config(gogc=0)
 
 
 def X(name):
@@ -49,8 +52,8 @@ class Ops:
                           np.array(cols[4]), procs=self.procs)
 
 
-def replay(trace, config=None, arena_mb=ARENA_MB):
-    """Serial checked replay; returns (state, addresses by object id)."""
+def replay(trace, config=EAGER, arena_mb=ARENA_MB):
+    """Serial checked replay (gogc = 0 unless ``config`` says otherwise); returns (state, addresses by object id)."""
     r = replay_trace("go", trace, config, check=True, arena_mb=arena_mb)
     assert r.status == "ok", r.error
     st = r.state
@@ -113,7 +116,7 @@ def test_tiny_off_and_heap_kind_skip_the_tiny_allocator():
     ops = Ops()
     a, b = ops.alloc(5, NOSCAN), ops.alloc(5, NOSCAN)
     c, d = ops.alloc(5, HEAP), ops.alloc(5, HEAP)         # pointerful: never tiny, class 1 (8 B)
-    st, addr = replay(ops.trace(), mod.Config(tiny_size=0))
+    st, addr = replay(ops.trace(), mod.Config(gogc=0, tiny_size=0))
     assert addr[b] - addr[a] == 8 and abs(addr[d] - addr[c]) == 8
     assert ctr(st, X("tiny_blocks")) == 0
 
@@ -150,15 +153,24 @@ def test_size_classes_round_each_allocation_like_go():
         assert st.spans[span, mspan.SPAN_ELEMSIZE] == t.class_to_size[t.size_to_class(s)]
 
 
-def test_pointerful_objects_above_512_get_the_malloc_header():
+def test_go_1_22_gives_pointerful_objects_above_512_the_malloc_header_and_1_19_does_not():
     ops = Ops()
     a = ops.alloc(600, HEAP)      # 608 with the header -> class 640
     b = ops.alloc(600, NOSCAN)    # no header -> class 640 too, but at the slot start
     c = ops.alloc(512, HEAP)      # 512 B fits heap bits in the span: no header
-    st, addr = replay(ops.trace())
+    d = ops.alloc(1020, HEAP)     # 1028 with the header -> class 1152; without it 1024
+    st, addr = replay(ops.trace(), mod.Config(gogc=0, go_version="1.22"))
     assert addr[a] % 8192 % 640 == 8 and addr[b] % 8192 % 640 == 0 and addr[c] % 512 == 0   # 640 B: one page
-    st2, addr2 = replay(ops.trace(), mod.Config(malloc_header=False))
+    st2, addr2 = replay(ops.trace(), mod.Config(gogc=0, go_version="1.19"))
     assert addr2[a] % 8192 % 640 == 0
+    assert ctr(st, counters.IN_USE) - ctr(st2, counters.IN_USE) == 1152 - 1024   # the figure the version moves
+
+
+def test_malloc_header_is_derived_from_go_version():
+    assert mod.Config(go_version="1.22").malloc_header and not mod.Config(go_version="1.21").malloc_header
+    assert mod.Config.from_dict({"go_version": "1.22", "malloc_header": True}).malloc_header
+    with pytest.raises(mod.ConfigError, match="contradicts go_version 1.19"):
+        mod.Config.from_dict({"go_version": "1.19", "malloc_header": True})
 
 
 def test_freed_span_returns_its_pages_to_the_heap():
@@ -180,18 +192,18 @@ def test_frees_into_uncached_spans_are_swept_in_batches_under_one_lock():
     objs = [ops.alloc(64) for _ in range(nel + 1)]        # span 1 fills and goes to the full list
     for o in objs[:3]:
         ops.free(o)
-    st, addr = replay(ops.trace(), mod.Config(free_batch=4))
+    st, addr = replay(ops.trace(), mod.Config(gogc=0, free_batch=4))
     s = addr[objs[0]] >> 13
     locks = ctr(st, counters.LOCK_CENTRAL)
     assert st.spans[s, mspan.SPAN_ALLOCCOUNT] == nel          # three frees wait in the P's batch
     assert ctr(st, X("batched_frees")) == 3 and ctr(st, X("free_batches")) == 0
     assert ctr(st, counters.IN_USE) == (nel + 1 - 3) * 64        # ... but are dead for IN_USE (check() agrees)
     ops.free(objs[3])                                     # the fourth fills the batch: one lock hold sweeps 4
-    st, addr = replay(ops.trace(), mod.Config(free_batch=4))
+    st, addr = replay(ops.trace(), mod.Config(gogc=0, free_batch=4))
     assert st.spans[s, mspan.SPAN_ALLOCCOUNT] == nel - 4 and ctr(st, X("free_batches")) == 1
     assert ctr(st, counters.LOCK_CENTRAL) == locks + 1
     assert st.spans[s, mspan.SPAN_LIST] == st.spans[s, mspan.SPAN_SPANCLASS]   # moved from full to partial[spc]
-    st1, _ = replay(ops.trace(), mod.Config(free_batch=1))  # free_batch 1: a lock per free, as before batching
+    st1, _ = replay(ops.trace(), mod.Config(gogc=0, free_batch=1))  # free_batch 1: a lock per free, as before batching
     assert ctr(st1, counters.LOCK_CENTRAL) == locks + 4 and st1.spans[s, mspan.SPAN_ALLOCCOUNT] == nel - 4
 
 
@@ -205,7 +217,7 @@ def test_batched_frees_are_reclaimed_before_the_heap_grows():
         ops.alloc(8192, NOSCAN)                           # another class: its refills do not sweep those batches
     peaks = {}
     for fb in (1, 1024):
-        st, _ = replay(ops.trace(), mod.Config(free_batch=fb))
+        st, _ = replay(ops.trace(), mod.Config(gogc=0, free_batch=fb))
         peaks[fb] = int(st.meta[MAPPED])
         assert ctr(st, X("heap_grows")) == 1, fb
     assert peaks[1] == peaks[1024] == 4 << 20
@@ -234,7 +246,7 @@ def test_large_objects_get_dedicated_page_spans():
     b = ops.alloc(32769, NOSCAN)                          # just above max small: large, 5 pages
     c = ops.alloc(32761, HEAP)                            # 32761 + header > 32768: large too (Go >= 1.22), 4 pages
     ops.free(a)
-    st, addr = replay(ops.trace())
+    st, addr = replay(ops.trace(), mod.Config(gogc=0, go_version="1.22"))
     assert ctr(st, X("large_allocs")) == 3 and ctr(st, X("spans_returned")) == 1
     for o, npages in ((b, 5), (c, 4)):
         s = addr[o] >> 13
@@ -252,7 +264,7 @@ def test_page_cache_serves_small_spans_without_the_heap_lock():
     assert ctr(st, X("page_cache_hits")) == 7 and ctr(st, X("page_cache_refills")) == 1
     assert ctr(st, X("heap_grows")) == 1
     assert int(st.mcu[0, mheap.PP_PCACHE_CACHE]).bit_count() == 63 - 7
-    st2, _ = replay(ops.trace(), mod.Config(page_cache_pages=0))
+    st2, _ = replay(ops.trace(), mod.Config(gogc=0, page_cache_pages=0))
     assert ctr(st2, X("page_cache_hits")) == 0
     assert ctr(st2, counters.LOCK_GLOBAL) > ctr(st, counters.LOCK_GLOBAL)
 
@@ -268,7 +280,7 @@ def test_out_of_memory_is_a_status_not_a_crash():
     ops = Ops()
     for _ in range(40):
         ops.alloc(1 << 20)
-    [(rep, r)] = run_cell("go", mod.Config(), ops.trace(), warmup=False, arena_mb=16)
+    [(rep, r)] = run_cell("go", EAGER, ops.trace(), warmup=False, arena_mb=16)
     assert r.status == "oom"
     assert mod.check(r.state) == []
 
@@ -393,7 +405,7 @@ def test_serial_runs_are_deterministic_and_mostly_fast_path():
 
 def test_gogc_defers_frees_to_gc_cycles():
     tr = generate("random", procs=1, seed=2, ops=40000, dist="medium", live=2000)
-    r0 = run_cell("go", mod.Config(), tr, warmup=False, arena_mb=ARENA_MB, check=True)[0][1]
+    r0 = run_cell("go", EAGER, tr, warmup=False, arena_mb=ARENA_MB, check=True)[0][1]
     r1 = run_cell("go", mod.Config(gogc=100, gc_min_heap_kb=512), tr, warmup=False, arena_mb=ARENA_MB,
                   check=True)[0][1]
     assert r0.status == r1.status == "ok", (r0.error, r1.error)
@@ -403,3 +415,39 @@ def test_gogc_defers_frees_to_gc_cycles():
     st = r1.state
     assert st.gl[mheap.MHEAP_SWEEPGEN] == 2 * c1["gc_cycles"]
     assert st.gl[mgc.GC_HEAP_GOAL] >= 512 * 1024
+
+
+def test_defaults_are_gos_gogc_100_and_the_installed_toolchains_version():
+    from alloclab.strategies import go_runtime
+
+    cfg = mod.Config()
+    assert cfg.gogc == 100 and cfg.gc_min_heap_kb == 4096
+    go = go_runtime._go()
+    want = mod.installed_go_version(go_runtime.go_version(go) if go else None)
+    assert cfg.go_version == want and (want == mod.GO_VERSIONS[-1] or go is not None)
+    assert mod.installed_go_version("go1.19.8") == "1.19" and mod.installed_go_version("go1.99") == mod.GO_VERSIONS[-1]
+    assert mod.installed_go_version(None) == mod.GO_VERSIONS[-1]
+    assert cfg.config_hash() == mod.Config().config_hash()
+
+
+def test_go_1_18_counts_stacks_towards_the_heap_goal_and_1_17_does_not():
+    # 8 MiB of live goroutine stacks and 1 MiB of live heap, then heap churn: the goal after the first cycle
+    # is marked + (marked + stacks) from Go 1.18, marked x 2 before (both at least 4 MiB)
+    ops = Ops()
+    for _ in range(128):
+        ops.alloc(65536, STACK)
+    for _ in range(1024):
+        ops.alloc(1024, HEAP)
+    for _ in range(12000):
+        ops.free(ops.alloc(1024, HEAP))
+    tr = ops.trace()
+    goals = {}
+    for v in ("1.17", "1.19"):
+        r = run_cell("go", mod.Config(go_version=v), tr, warmup=False, arena_mb=ARENA_MB, check=True)[0][1]
+        assert r.status == "ok", r.error
+        goals[v] = (int(r.state.gl[mgc.GC_HEAP_GOAL]), int(r.state.gl[mgc.GC_HEAP_MARKED]),
+                    counters_dict(mod, r)["gc_cycles"])
+    (g17, m17, n17), (g19, m19, n19) = goals["1.17"], goals["1.19"]
+    assert n17 > n19 >= 1                                     # a lower goal: more cycles
+    assert g17 == max(2 * m17, 4 << 20)
+    assert g19 == m19 + m19 + 128 * 65536 and g19 > g17

@@ -51,7 +51,8 @@ CFG_NPROCS = 28
 CFG_ARENA_PAGES = 29
 CFG_STACKPOOL_LISTS = 30         # first stack-pool list id (mspan.py: lists)
 CFG_FREE_BATCH = 31              # explicit frees a P batches per span class before one class-lock hold (gogc = 0)
-CFG_NWORDS = 32
+CFG_GOAL_STACKS = 32             # 1 = live stack bytes count towards the heap goal (Go >= 1.18), 0 = marked heap only
+CFG_NWORDS = 33
 
 # ---------------------------------------------------------------- locks: lock k at index k * 8
 # [0, nspc): mcentral[spc] (mcentral.py); then the ones below, offset by nspc

@@ -1,11 +1,28 @@
-"""Sweeping and the modelled GC cycle (Config ``gogc``).
+"""Sweeping and the modelled GC cycle (Config ``gogc``, ``go_version``).
 
 Models mspan.sweep (src/runtime/mgcsweep.go) and, for ``gogc > 0``, the
-pacer's heap goal (src/runtime/mgcpacer.go: heapGoal = heapMarked *
-(1 + GOGC/100), at least heapMinimum = 4 MiB * GOGC/100) and the cycle's
-effect on the allocator: sweepgen += 2, every mcache flushed at its P's next
-allocation (mcache.prepareForSweep), every span swept. See __init__.py for an
-overview and where this departs from Go.
+pacer's heap goal and the cycle's effect on the allocator: sweepgen += 2,
+every mcache flushed at its P's next allocation (mcache.prepareForSweep),
+every span swept. See __init__.py for an overview and where this departs
+from Go.
+
+The heap goal, by Go version (gcControllerState.commit in
+src/runtime/mgcpacer.go; read in Go 1.19.8's source):
+
+    Go >= 1.18:  goal = heapMarked + (heapMarked + lastStackScan + globalsScan) * GOGC/100
+    Go <= 1.17:  goal = heapMarked * (1 + GOGC/100)                    (gcSetTriggerRatio, mgc.go)
+    both:        goal >= heapMinimum = 4 MiB * GOGC/100                (defaultHeapMinimum)
+
+Go 1.18's pacer redesign (proposal 44167) added the stack and globals terms.
+The model has no globals (0); lastStackScan is the bytes of goroutine stacks
+live at the cycle (PP_STACK_BYTES summed over Ps), since a trace's stack size
+is the stack it used. Go 1.19 starts a cycle at a trigger 70-95% of the way
+from heapMarked to the goal (trigger(), from the measured cons/mark ratio)
+and marks concurrently while the program allocates up to about the goal; the
+model's cycle is instantaneous and runs when heapLive reaches the goal, the
+point where Go's mark would end. What that leaves out: objects that die
+during Go's mark phase survive it (floating garbage), so Go's heapMarked,
+and with it the next goal, is somewhat higher.
 
 A free never touches allocBits of a span another party may be allocating
 from; it sets the slot's bit in ``freed`` (atomically: several Ps may free
@@ -28,7 +45,8 @@ from alloclab.strategies._counters import LOCK_CENTRAL, LOCK_GLOBAL
 from alloclab.strategies._kernel import kernel
 from alloclab.strategies.go.bits import low_mask, popcount64
 from alloclab.strategies.go.layout import (
-    CFG_ALLOCBITS_WORDS, CFG_GOGC, CFG_HEAP_MINIMUM, CFG_NPROCS, CFG_NUM_SPANCLASSES, CFG_PAGE_SIZE, LK_GC, X_GC,
+    CFG_ALLOCBITS_WORDS, CFG_GOAL_STACKS, CFG_GOGC, CFG_HEAP_MINIMUM, CFG_NPROCS, CFG_NUM_SPANCLASSES, CFG_PAGE_SIZE,
+    LK_GC, X_GC,
 )
 from alloclab.strategies.go.mheap import MHEAP_SWEEPGEN, mheap_free_span
 from alloclab.strategies.go.mspan import (
@@ -43,6 +61,7 @@ GC_HEAP_MARKED = 3 * 8
 
 # ---------------------------------------------------------------- mc: per-P GC bookkeeping (not a Go field)
 PP_DEAD_BYTES = 5         # bytes freed by this P and not yet swept (gogc > 0): the cycle's heapMarked
+PP_STACK_BYTES = 11       # bytes of goroutine stacks this P holds live (stacks.py): the goal's lastStackScan
 
 FULL = ~np.uint64(0)
 
@@ -98,8 +117,10 @@ def gc_cycle(st, p):
         return  # another P is running the cycle
     st.counters[p, LOCK_GLOBAL] += 1
     dead = 0
+    stack = 0
     for q in range(cfg[CFG_NPROCS]):
         dead += st.mc[q, PP_DEAD_BYTES]
+        stack += st.mc[q, PP_STACK_BYTES]
     marked = atomic_load(st.gl, GC_HEAP_LIVE) - dead
     if marked < 0:
         marked = 0
@@ -129,7 +150,9 @@ def gc_cycle(st, p):
                 s = nxt
         spin_unlock(st.locks, spc * 8)
     gogc = cfg[CFG_GOGC]
-    goal = marked + marked * gogc // 100
+    # the goal by Go version (module docstring): stacks count towards it from Go 1.18
+    scan = marked + (stack if cfg[CFG_GOAL_STACKS] != 0 and stack > 0 else 0)
+    goal = marked + scan * gogc // 100
     floor = cfg[CFG_HEAP_MINIMUM] * gogc // 100
     st.gl[GC_HEAP_MARKED] = marked
     atomic_store(st.gl, GC_HEAP_GOAL, goal if goal > floor else floor)

@@ -48,6 +48,7 @@ from alloclab.strategies.go.layout import (
     X_SC_RELEASES,
 )
 from alloclab.strategies.go.mcache import MCACHE_STACKCACHE_LIST, MCACHE_STACKCACHE_SIZE, mallocgc
+from alloclab.strategies.go.mgc import PP_STACK_BYTES
 from alloclab.strategies.go.mheap import mheap_alloc, mheap_free_span
 from alloclab.strategies.go.mspan import (
     LIST_HEAD, MSPAN_STACK_LARGE, MSPAN_STACK_POOL, SPAN_ALLOCCOUNT, SPAN_AUX, SPAN_BASE, SPAN_DIVMAGIC,
@@ -244,6 +245,7 @@ def stack_alloc_entry(st, p, size):
             st.counters[p, X_G_STACK] += 1
             st.counters[p, FAST_HITS] += 1
             st.counters[p, IN_USE] += n
+            st.mc[p, PP_STACK_BYTES] += n
             return x
     if stack_is_cached(st, n):
         order = stack_order(st, n)
@@ -254,10 +256,12 @@ def stack_alloc_entry(st, p, size):
             st.counters[p, X_SC_HITS] += 1
             st.counters[p, FAST_HITS] += 1
             st.counters[p, IN_USE] += n
+            st.mc[p, PP_STACK_BYTES] += n
             return x
     x = stackalloc(st, p, n)
     if x >= 0:
         st.counters[p, IN_USE] += n
+        st.mc[p, PP_STACK_BYTES] += n
     return x
 
 
@@ -268,6 +272,7 @@ def stack_free_entry(st, p, x, size):
     has none, else waits in the P's orphan slot for the next gfput; anything else is stackfree'd."""
     n = stack_round(st, size)
     st.counters[p, IN_USE] -= n
+    st.mc[p, PP_STACK_BYTES] -= n
     if n == st.cfg[CFG_FIXED_STACK]:
         top = st.mc[p, PP_GFREE_HEAD]
         if top >= 0 and st.arena64[(top + GDESC_STACK) >> 3] < 0:
