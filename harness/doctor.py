@@ -2,7 +2,9 @@
 
 Every piece is optional except Python's own: the numba strategies, the suites
 and the report need nothing outside the pip install. The Go toolchain runs the
-real Go runtime (``go-runtime``) as a peer of the ``go`` model; Chromium renders
+real Go runtime (``go-runtime``) as a peer of the ``go`` model; the Debian
+packages libjemalloc2, libtcmalloc-minimal4 and libmimalloc2.0 bring the
+real allocators loaded as peers (``jemalloc``, ``tcmalloc``, ``mimalloc``); Chromium renders
 the report in the report tests; psycopg lets tuning studies live in PostgreSQL
 (several machines on one study). The numba cache says whether the next run
 compiles its kernels first (minutes) or loads them (about 2 s). doctor only
@@ -63,6 +65,25 @@ def go_piece() -> Piece:
     return Piece("go", "ok", f"{version} at {go}")
 
 
+def real_allocator_pieces() -> list[Piece]:
+    """jemalloc, tcmalloc and mimalloc, the real allocators loaded as peers: found, or the package to install."""
+    from alloclab import strategies
+
+    out = []
+    for name in ("jemalloc", "tcmalloc", "mimalloc"):
+        d = strategies.descriptor(name)
+        mod = d.load()
+        why = strategies.unavailable_reason(name)
+        if why is None:
+            out.append(Piece(name, "ok", f"{mod.SONAME} loaded (RTLD_LOCAL: glibc's malloc stays the process's)"))
+        elif "not found" in why:
+            out.append(Piece(name, "missing", why, f"the {name} strategy (a real allocator beside glibc's in suites "
+                                                   "and reports; suites skip its cells)", d.requires))
+        else:
+            out.append(Piece(name, "unusable", why, f"the {name} strategy in this process", d.requires))
+    return out
+
+
 def chromium_piece() -> Piece:
     path = next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
     if path is None:
@@ -106,7 +127,7 @@ def numba_cache_piece() -> Piece:
 
 
 def pieces() -> list[Piece]:
-    return [go_piece(), chromium_piece(), *storage_pieces(), numba_cache_piece()]
+    return [go_piece(), *real_allocator_pieces(), chromium_piece(), *storage_pieces(), numba_cache_piece()]
 
 
 def report() -> str:

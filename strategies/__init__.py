@@ -40,6 +40,10 @@ from types import ModuleType
 from alloclab.strategies._descriptor import Hooks, Strategy
 
 _SIZE_CLASSES_SIMPLE = "alloclab.strategies._size_class_tables:simple"
+# the real allocators loaded at run time (strategies/_real_malloc.py): their own memory figures, and
+# unavailable where the library is not installed
+_LOADED_PEER = Hooks(sample_memory="sample_memory", peak_mapped_bytes="peak_mapped_bytes",
+                     unavailable_reason="unavailable_reason")
 
 _REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     Strategy("bump", "alloclab.strategies.bump", "pointer bump, never reuses: the speed limit and reference line"),
@@ -57,6 +61,13 @@ _REGISTRY: dict[str, Strategy] = {s.name: s for s in (
                          size_classes="alloclab.strategies._size_class_tables:go")),
     Strategy("system", "alloclab.strategies.system", "the process's libc malloc/free called from numba: a real peer",
              hooks=Hooks(sample_memory="sample_memory", peak_mapped_bytes="peak_mapped_bytes")),
+    Strategy("jemalloc", "alloclab.strategies.jemalloc", "jemalloc 5 (mallocx/sdallocx) called from numba: a real peer",
+             requires="Debian: apt-get install libjemalloc2", hooks=_LOADED_PEER),
+    Strategy("tcmalloc", "alloclab.strategies.tcmalloc",
+             "gperftools tcmalloc (tc_malloc/tc_free_sized) called from numba: a real peer",
+             requires="Debian: apt-get install libtcmalloc-minimal4", hooks=_LOADED_PEER),
+    Strategy("mimalloc", "alloclab.strategies.mimalloc", "mimalloc 2 (mi_malloc/mi_free_size) called from numba: a real peer",
+             requires="Debian: apt-get install libmimalloc2.0", hooks=_LOADED_PEER),
     Strategy("go-runtime", "alloclab.strategies.go_runtime",
              "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)",
              kind="external", requires="a Go toolchain, 1.19 or newer (apt-get install golang-go)",
@@ -134,7 +145,8 @@ def describe(name: str) -> str:
 def get(name: str) -> ModuleType:
     """The module of an available strategy (UnknownStrategy, UnavailableStrategy otherwise)."""
     d = descriptor(name)
-    why = unavailable_reason(name) if d.is_external else (None if _available(name) else "not installed")
+    why = unavailable_reason(name) if d.is_external or d.hooks.unavailable_reason else (
+        None if _available(name) else "not installed")
     if why is not None:
         raise UnavailableStrategy(name, why)
     return d.load()

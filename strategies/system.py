@@ -40,7 +40,7 @@ Caveats, by design:
     and whole mmap'ed blocks), so the end sample stays close to the heap's
     peak; the *peak* is the figure that matters, and ``peak_mapped_bytes`` is
     at least the per-op peak of the IN_USE sum (exact with one P; with n Ps
-    an upper bound, at most n x 4 KiB above it: see ``_account``) and of our
+    an upper bound, at most n x 4 KiB above it: see ``_real_malloc.account``) and of our
     mmap'ed blocks, so it is never below the bytes really handed out;
   * the heap part counts anything the process mallocs from the heaps during
     the run (the harness's buffers made after ``make_state`` that fall below
@@ -93,20 +93,20 @@ import dataclasses
 from typing import NamedTuple
 
 import numpy as np
-from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
 
 from alloclab.strategies import _dispatch
-from alloclab.strategies._atomics import atomic_add, atomic_cas, atomic_load, peek_i64
+from alloclab.strategies._atomics import peek_i64
 from alloclab.strategies._config import ConfigBase, param
-from alloclab.strategies._counters import ALLOCS, EXTRA_BASE, FREES, IN_USE, new_counters
 from alloclab.strategies._kernel import kernel
+from alloclab.strategies._real_malloc import (BATCH, LAST_OS, LIVE_BLOCKS, PEAK_IN_USE, PEAK_MMAP, PEAK_OS,  # noqa: F401
+                                              PUBLISH_BATCH, SAMPLES, SHARED, TOT_IN_USE, TOT_MMAP, account,
+                                              check_accounting, i64_to_ptr, new_accounting, peak_in_use_bound,
+                                              peak_mapped_bytes, ptr_to_i64, sample)
 
 NAME = "system"
 DESCRIPTION = "the process's libc malloc/free called from numba: a real peer"
 EXTRA_COUNTERS: tuple[str, ...] = ("live_blocks",)
-LIVE_BLOCKS = EXTRA_BASE
 ALIGN16 = True
 
 if ctypes.sizeof(ctypes.c_size_t) != 8:  # pragma: no cover - 32-bit libc aligns to 8 only
@@ -118,28 +118,6 @@ c_malloc = types.ExternalFunction("malloc", types.voidptr(types.intp))
 c_free = types.ExternalFunction("free", types.void(types.voidptr))
 # size_t declared as intp: a uint64 result would turn int64 arithmetic into float64.
 c_usable = types.ExternalFunction("malloc_usable_size", types.intp(types.voidptr))
-
-
-@intrinsic
-def ptr_to_i64(typingctx, ptr):
-    """The address held by a ``voidptr`` as an int64 (the executor's address type)."""
-    sig = types.int64(types.voidptr)
-
-    def codegen(context, builder, signature, args):
-        return builder.ptrtoint(args[0], ir.IntType(64))
-
-    return sig, codegen
-
-
-@intrinsic
-def i64_to_ptr(typingctx, addr):
-    """An int64 address as a ``voidptr`` for libc."""
-    sig = types.voidptr(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
-
-    return sig, codegen
 
 
 # --- libc from Python: mallopt / mallinfo for make_state and sampling -------
@@ -233,20 +211,11 @@ class Config(ConfigBase):
                                       "(fast reuse, more memory retained)")
 
 
-# tot[]: shared by all Ps, kept per op in the kernels (see _account)
-TOT_IN_USE = 0    # published part of the IN_USE sum
-PEAK_IN_USE = 1   # its peak
-TOT_MMAP = 2      # bytes of our live blocks that libc mmap'ed on their own (whole mappings), exact
-PEAK_MMAP = 3     # its peak
-BATCH = 4         # a P publishes its IN_USE change once it reaches +-BATCH bytes (1 = every op)
-SHARED = 5        # 1 = several Ps may run at once: publish with atomics
-PUBLISH_BATCH = 4096  # BATCH with several Ps: bounds the in-use peak's error to nprocs x 4 KiB
+# tot[] and mem[] as every real peer keeps them (_real_malloc); tot[TOT_MMAP], tot[PEAK_MMAP]: the
+# bytes of our live blocks that libc mmap'ed on their own (whole mappings), exact, and their peak.
 # mem[]: libc's figures, sampled from Python
 BASE_ARENA = 0    # mallinfo arena at make_state
 BASE_HBLKHD = 1   # mallinfo hblkhd at make_state (used only without the chunk layout)
-LAST_OS = 2       # last sample, minus the baseline
-PEAK_OS = 3       # peak of the samples, minus the baseline
-SAMPLES = 4
 LAYOUT = 5        # 1 = glibc's chunk header verified at import: own mmap'ed blocks are counted per op
 
 
@@ -268,23 +237,13 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     # reusable memory as libc allows
     _libc.malloc_trim(0)
     mi = _mallinfo()
-    mem = np.zeros(8, np.int64)
-    tot = np.zeros(16, np.int64)
-    tot[BATCH], tot[SHARED] = (1, 0) if nprocs == 1 else (PUBLISH_BATCH, 1)
+    acc = new_accounting(nprocs)
+    mem = acc["mem"]
     mem[BASE_ARENA], mem[BASE_HBLKHD], mem[LAYOUT] = int(mi.arena), int(mi.hblkhd), int(GLIBC_CHUNKS)
     return State(
-        counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena,
-        tot=tot, resid=np.zeros(nprocs * 8, np.int64), mem=mem,
+        meta=heap.meta, arena=heap.arena, **acc,
         settings=np.array([config.m_arena_max, config.m_mmap_threshold], np.int64),
     )
-
-
-@kernel(inline="always")
-def _raise_peak(tot, i, v):
-    while True:
-        pk = atomic_load(tot, i)
-        if pk >= v or atomic_cas(tot, i, pk, v) == pk:
-            return
 
 
 @kernel(inline="always")
@@ -303,60 +262,20 @@ def _mmapped_bytes(st, a):
     return (h & ~7) + peek_i64(a - 16)
 
 
-@kernel(inline="always")
-def _account(st, p, n, m):
-    """Publish in-use changes to the shared total and raise its peak.
-
-    The peak of a sum of per-P rows cannot be read off the rows, so a shared
-    total is kept. An atomic add on it per op measured +1.5 ns/op serial
-    (27.4 vs 26.3 CPU ns/op, random 2M ops, one P) and in threads mode it
-    would bounce one cache line between all Ps on every op, serialising the
-    very scaling that libc's per-thread caches are meant to show. A P
-    therefore publishes its net change only once it reaches +-BATCH bytes
-    (one atomic per ~4 KiB of churn), and with a single P (one thread
-    whatever the mode) it publishes every op with plain stores: exact.
-    """
-    r = st.resid[p * 8] + n
-    b = st.tot[BATCH]
-    if -b < r < b:
-        st.resid[p * 8] = r
-    else:
-        st.resid[p * 8] = 0
-        if st.tot[SHARED] != 0:
-            cur = atomic_add(st.tot, TOT_IN_USE, r) + r
-            if r > 0:
-                _raise_peak(st.tot, PEAK_IN_USE, cur)
-        else:
-            cur = st.tot[TOT_IN_USE] + r
-            st.tot[TOT_IN_USE] = cur
-            if cur > st.tot[PEAK_IN_USE]:
-                st.tot[PEAK_IN_USE] = cur
-    if m != 0:  # rare: only blocks past the mmap threshold
-        cm = atomic_add(st.tot, TOT_MMAP, m) + m
-        if m > 0:
-            _raise_peak(st.tot, PEAK_MMAP, cm)
-
-
 @kernel
 def alloc(st, p, size, kind):
     ptr = c_malloc(size)
     a = ptr_to_i64(ptr)
     if a == 0:
         return -1
-    n = c_usable(ptr)
-    st.counters[p, IN_USE] += n
-    st.counters[p, LIVE_BLOCKS] += 1
-    _account(st, p, n, _mmapped_bytes(st, a))
+    account(st, p, c_usable(ptr), 1, _mmapped_bytes(st, a))
     return a
 
 
 @kernel
 def free(st, p, addr, size, kind):
     ptr = i64_to_ptr(addr)
-    n = c_usable(ptr)
-    st.counters[p, IN_USE] -= n
-    st.counters[p, LIVE_BLOCKS] -= 1
-    _account(st, p, -n, -_mmapped_bytes(st, addr))
+    account(st, p, -c_usable(ptr), -1, -_mmapped_bytes(st, addr))
     c_free(ptr)
 
 
@@ -373,53 +292,16 @@ def os_figure(st: State) -> int:
 
 def sample_memory(st: State) -> None:
     """Sample libc's OS-obtained bytes for this run and keep their peak."""
-    cur = os_figure(st)
-    st.mem[LAST_OS] = cur
-    st.mem[PEAK_OS] = max(int(st.mem[PEAK_OS]), cur)
-    st.mem[SAMPLES] += 1
-
-
-def peak_in_use_bound(st: State) -> int:
-    """An upper bound of the IN_USE sum's peak: exact with one P; with n Ps the
-    published peak plus what each P may hold back (< BATCH bytes each)."""
-    nprocs = st.counters.shape[0]
-    return int(st.tot[PEAK_IN_USE]) + nprocs * (int(st.tot[BATCH]) - 1)
-
-
-def peak_mapped_bytes(st: State) -> int:
-    """Peak of the sampled libc figure, floored by the in-use peak (bound) and our mmap'ed blocks' exact peak."""
-    return max(int(st.mem[PEAK_OS]), peak_in_use_bound(st), int(st.tot[PEAK_MMAP]))
+    sample(st, os_figure(st))
 
 
 def check(st: State) -> list[str]:
-    errs = []
-    c = st.counters
-    in_use = int(c[:, IN_USE].sum())
-    live = int(c[:, LIVE_BLOCKS].sum())
-    if in_use < 0:
-        errs.append(f"negative bytes in use ({in_use})")
-    if live != int(c[:, ALLOCS].sum()) - int(c[:, FREES].sum()):
-        errs.append(f"live blocks {live} != allocs - frees {int(c[:, ALLOCS].sum()) - int(c[:, FREES].sum())}")
-    if live < 0:
-        errs.append(f"negative live blocks ({live})")
-    if in_use < MIN_USABLE * live:
-        errs.append(f"bytes in use {in_use} below {live} live blocks x {MIN_USABLE} B")
-    if (in_use == 0) != (live == 0):
-        errs.append(f"bytes in use {in_use} with {live} live blocks")
-    unpublished = int(st.resid[::8].sum())
-    if int(st.tot[TOT_IN_USE]) + unpublished != in_use:
-        errs.append(f"published in-use total {int(st.tot[TOT_IN_USE])} + unpublished {unpublished} "
-                    f"!= sum of per-P IN_USE {in_use}")
-    if np.abs(st.resid[::8]).max(initial=0) >= st.tot[BATCH]:
-        errs.append(f"a P holds back {int(np.abs(st.resid[::8]).max())} B, not below the batch {int(st.tot[BATCH])}")
+    errs = check_accounting(st, MIN_USABLE)
+    live = int(st.counters[:, LIVE_BLOCKS].sum())
     if not 0 <= int(st.tot[TOT_MMAP]) <= int(st.tot[PEAK_MMAP]):
         errs.append(f"own mmap'ed bytes {int(st.tot[TOT_MMAP])} outside 0..peak {int(st.tot[PEAK_MMAP])}")
     if live == 0 and int(st.tot[TOT_MMAP]) != 0:
         errs.append(f"{int(st.tot[TOT_MMAP])} mmap'ed bytes with no live block")
-    if peak_in_use_bound(st) < in_use:
-        errs.append(f"in-use peak bound {peak_in_use_bound(st)} below bytes in use {in_use}")
-    if st.mem[PEAK_OS] < 0 or peak_mapped_bytes(st) < 0:
-        errs.append("negative peak")
     return errs
 
 
