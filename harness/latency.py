@@ -146,6 +146,10 @@ class Histogram:
     def count(self, op: int) -> int:
         return int(self.counts[op].sum())
 
+    def mean(self, op: int) -> float:
+        c = self.counts[op].sum(axis=0)
+        return float((c * self.values_ns).sum() / c.sum()) if c.sum() else float("nan")
+
     def quantile(self, op: int, q: float) -> float:
         c = self.counts[op].sum(axis=0)
         n = c.sum()

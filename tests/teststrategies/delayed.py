@@ -4,6 +4,10 @@ The injected slowdown of the statistics tests: a known, real change in
 time per op with everything else equal, which ``alloclab ab`` and
 ``compare`` must call "slower". The delay is a chain of dependent
 xorshift-multiply steps that the compiler cannot fold.
+
+``slow_every``/``slow_delay``: a deliberate slow path for the latency tests,
+a longer spin on every Nth alloc that bumps the ``heap_grows`` counter, as a
+real heap growth would (harness/latency.py tags it "heap grow").
 """
 from __future__ import annotations
 
@@ -15,18 +19,21 @@ import numpy as np
 
 from alloclab.strategies import _dispatch, bump
 from alloclab.strategies._config import ConfigBase, param
-from alloclab.strategies._counters import new_counters
+from alloclab.strategies._counters import EXTRA_BASE, new_counters
 from alloclab.strategies._kernel import kernel
 
 NAME = "delayed"
 DESCRIPTION = "bump with a fixed busy delay per op (test-only: the injected slowdown)"
-EXTRA_COUNTERS: tuple[str, ...] = ()
+EXTRA_COUNTERS: tuple[str, ...] = ("heap_grows",)
+X_SLOW = EXTRA_BASE
 ALIGN16 = True
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(ConfigBase):
     delay: int = param(0, lo=0, hi=1_000_000, doc="dependent xorshift-multiply steps per alloc and per free (0: no delay)")
+    slow_every: int = param(0, lo=0, hi=1_000_000, doc="every Nth alloc (per P) takes the slow path (0: never)")
+    slow_delay: int = param(20_000, lo=0, hi=10_000_000, doc="extra steps the slow path spins")
 
 
 class State(NamedTuple):
@@ -38,6 +45,7 @@ class State(NamedTuple):
     region: np.ndarray
     delay: np.ndarray      # (1,) steps per op
     sink: np.ndarray       # (1,) where the chain ends, so it is not dead code
+    slow: np.ndarray       # (2,) slow_every, slow_delay
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
@@ -46,13 +54,14 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     delay = int(os.environ.get("ALLOCLAB_TEST_DELAY", config.delay))
     b = bump.make_state(bump.Config(), heap, nprocs)
     return State(new_counters(nprocs), heap.meta, heap.arena, b.cursor, b.limit, b.region,
-                 np.array([delay], np.int64), np.zeros(1, np.uint64))
+                 np.array([delay], np.int64), np.zeros(1, np.uint64),
+                 np.array([config.slow_every, config.slow_delay], np.int64))
 
 
 @kernel
-def _spin(st):
+def _spin(st, steps):
     x = st.sink[0] | np.uint64(1)
-    for _ in range(st.delay[0]):
+    for _ in range(steps):
         # xorshift-multiply: each step depends on the last, and, unlike a plain
         # multiply-add chain (which LLVM collapsed to a fraction of a cycle a step),
         # has no closed form for the compiler to find
@@ -63,13 +72,17 @@ def _spin(st):
 
 @kernel
 def alloc(st, p, size, kind):
-    _spin(st)
+    _spin(st, st.delay[0])
+    every = st.slow[0]
+    if every > 0 and st.counters[p, 0] % every == every - 1:   # counters[p, ALLOCS]: this P's allocs so far
+        st.counters[p, X_SLOW] += 1
+        _spin(st, st.slow[1])
     return bump.alloc(st, p, size, kind)
 
 
 @kernel
 def free(st, p, addr, size, kind):
-    _spin(st)
+    _spin(st, st.delay[0])
     bump.free(st, p, addr, size, kind)
 
 

@@ -1,0 +1,86 @@
+"""Memory over time: a timeline ends at the run's final counters, is deterministic in serial mode,
+merges threads mode's Ps by op index, and goes to and from the results store's side table."""
+import numpy as np
+import pytest
+
+from alloclab.harness import results as R
+from alloclab.harness import timeline as T
+from alloclab.harness.runner import Instrument, counters_dict, replay_once
+from alloclab.strategies import _counters as C
+from alloclab.strategies import freelist
+from alloclab.workloads import generate
+
+
+@pytest.fixture(scope="module")
+def trace():
+    # phase-shift: the live set rises, falls and rises again in another size mix
+    return generate("phase-shift", procs=1, seed=0, scale=0.02)
+
+
+def _run(trace, arena_mb, every=-1, mode="serial", procs=1):
+    r = replay_once("freelist", freelist.Config(), trace, procs, mode=mode, arena_mb=arena_mb,
+                    instrument=Instrument(timeline_every=every))
+    assert r.status == "ok", r.error
+    return r
+
+
+def _live_at_end(trace):
+    return int(trace.size[trace.op == 0].astype(np.int64).sum() - trace.size[trace.op != 0].astype(np.int64).sum())
+
+
+def test_a_timeline_ends_at_the_final_counters(trace, arena_mb):
+    r = _run(trace, arena_mb)
+    tl = r.extra["timeline"]
+    assert list(tl.columns) == list(T.COLUMNS)
+    last = tl.iloc[-1]
+    assert last["op"] == len(trace)
+    assert last["in_use"] == int(r.state.counters[:, C.IN_USE].sum())
+    assert last["mapped"] == int(r.state.meta[0]) and tl["mapped"].max() <= r.peak_mapped_bytes
+    assert last["live"] == _live_at_end(trace)
+    k = T.default_every(len(trace))
+    assert (np.diff(tl["op"]) > 0).all() and len(tl) == -(-len(trace) // k) + 1   # every K ops, and the end
+    # the live bytes of every row are the trace's own
+    sizes = np.where(trace.op == 0, trace.size, -trace.size.astype(np.int64)).astype(np.int64)
+    live = np.concatenate([[0], np.cumsum(sizes)])
+    assert (tl["live"].to_numpy() == live[tl["op"].to_numpy()]).all()
+    assert (tl["in_use"] >= tl["live"]).all()
+
+
+def test_a_serial_timeline_is_the_same_run_to_run(trace, arena_mb):
+    a = _run(trace, arena_mb, every=97).extra["timeline"]
+    b = _run(trace, arena_mb, every=97).extra["timeline"]
+    assert a.equals(b) and len(a) > 10
+
+
+def test_threads_mode_merges_the_ps_by_op_index(arena_mb):
+    tr = generate("random", procs=2, seed=5, ops=30_000, dist="small", live=300)
+    r = _run(tr, arena_mb, every=500, mode="threads", procs=2)
+    tl = r.extra["timeline"]
+    assert (np.diff(tl["op"]) > 0).all()
+    last = tl.iloc[-1]
+    assert last["op"] == len(tr)
+    assert last["in_use"] == int(r.state.counters[:, C.IN_USE].sum())
+    assert last["live"] == _live_at_end(tr)
+
+
+def test_side_tables_round_trip_through_the_store(trace, arena_mb, tmp_path):
+    r = replay_once("freelist", freelist.Config(), trace, 1, arena_mb=arena_mb,
+                    instrument=Instrument(sample=1, timeline_every=-1))
+    store = R.ResultsStore(tmp_path / "run")
+    row = R.make_row(run_id="run", started_at=R.now_iso(), strategy="freelist", config=freelist.Config(),
+                     workload="phase-shift", workload_params={"scale": 0.02}, seed=0, procs=1, mode="serial", rep=0,
+                     trace_stats=trace.stats(), result=r, counters=counters_dict("freelist", r))
+    store.append_probe(row, r)
+    tl = R.load_table([tmp_path / "run"], "timeline")
+    assert len(tl) == len(r.extra["timeline"]) and (tl["cell_id"] == row["cell_id"]).all()
+    assert tl["in_use"].iloc[-1] == r.extra["timeline"]["in_use"].iloc[-1]
+    lat = R.load_table([tmp_path / "run"], "latency")
+    assert lat.loc[lat["cause"] != "max", "count"].sum() == int(r.counters[0] + r.counters[1])
+    assert store.done_probes("timeline") == {row["cell_id"]}
+    assert R.load([tmp_path / "run"]).empty   # side tables are not result rows
+
+
+def test_sparkline_shows_the_shape():
+    s = T.sparkline([0, 1, 2, 3, 4, 8, 4, 0], width=8)
+    assert len(s) == 8 and s[5] == T.SPARK[-1] and s[0] == T.SPARK[1]
+    assert T.sparkline([]) == ""
