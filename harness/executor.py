@@ -309,8 +309,8 @@ class Replay:
         if self.probe is not None:
             b = self.probe
             return replay_timed(st, self.arena64, *cols, self.addr_of, start, stop, self.align16, pending, stats,
-                                self.flags, b.sample_every, b.tag_cols, b.tag_cause, b.snap[p], b.hist[p],
-                                b.lat_max[p], b.tl_every, b.timeline[p], b.gc_col, b.goal_arr, b.goal_idx)
+                                self.flags, b.sample_every, b.sample_below, b.tag_cols, b.tag_cause, b.snap[p],
+                                b.hist[p], b.lat_max[p], b.tl_every, b.timeline[p], b.gc_col, b.goal_arr, b.goal_idx)
         return replay(st, self.arena64, *cols, self.addr_of, start, stop, self.check, self.align16, self.shadow,
                       pending, peak_op, stats, self.flags)
 
@@ -387,12 +387,13 @@ def hist_bucket(v):
 
 
 @kernel(inline="always")
-def _sampled(i, every):
-    # a deterministic 1-in-``every`` sample by a multiplicative hash of the op index: a plain
-    # i % every would alias with a workload's own periods (a refill every 64 allocs of a class)
-    if every == 1:
-        return True
-    return ((np.uint64(i) * _GOLDEN) >> np.uint64(40)) % np.uint64(every) == 0
+def _sampled(i, every, below):
+    # a deterministic 1-in-``every`` sample: op i is timed when i x the golden ratio (a Weyl sequence,
+    # mod 2^64) falls below ``below`` = 2^64 / every. A plain i % every would alias with a workload's
+    # own periods (a refill every 64 allocs of a class) and costs a division per op.
+    if every <= 1:
+        return every == 1
+    return np.uint64(i) * _GOLDEN < below
 
 
 @kernel(inline="always")
@@ -423,6 +424,22 @@ def _timed_free(st, arena, real, i, p, obj, size, kind, a, stats, flags, timed, 
     dt = cycle_counter() - t0
     _record(st, p, LAT_FREE, dt, tag_cols, tag_cause, snap, hist, lat_max)
     return r
+
+
+@kernel(inline="always")
+def _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, wait, stats, flags, sample_every,
+                  sample_below, tag_cols, tag_cause, snap, hist, lat_max):
+    """``_retire`` with the free timed when sampled (the wait for the address is not)."""
+    if wait:
+        a = _await_publish(addr_of, obj_col[j], stats, flags)
+        if a == UNPUBLISHED:
+            return ABORTED
+    else:
+        a = atomic_load(addr_of, obj_col[j])
+        if a == UNPUBLISHED:
+            return NOT_READY
+    return _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, stats, flags,
+                       _sampled(j, sample_every, sample_below), tag_cols, tag_cause, snap, hist, lat_max)
 
 
 @kernel(inline="always")
@@ -464,8 +481,8 @@ def _timeline_row(st, tl, row, i, p, threads, live, gc_col, goal_arr, goal_idx):
 
 @kernel
 def replay_timed(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of, start, stop, align16, pending,
-                 stats, flags, sample_every, tag_cols, tag_cause, snap, hist, lat_max, tl_every, tl, gc_col,
-                 goal_arr, goal_idx):
+                 stats, flags, sample_every, sample_below, tag_cols, tag_cause, snap, hist, lat_max, tl_every, tl,
+                 gc_col, goal_arr, goal_idx):
     """``replay`` (never in check mode) timing 1 in ``sample_every`` ops (0: none) into ``hist`` and
     ``lat_max``, tagged by ``tag_cols``/``tag_cause``, and writing a ``tl`` row every ``tl_every``
     ops (0: none) and one at the end of the stream."""
@@ -477,17 +494,18 @@ def replay_timed(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_o
     npend = 0
     live = stats[STAT_LIVE]
     row = stats[STAT_TL_ROWS]
+    # the next op a timeline row is due at (a compare per op, not a division)
+    next_row = ((start + tl_every - 1) // tl_every) * tl_every if tl_every > 0 else stop
     for i in range(start, stop):
-        if tl_every > 0 and i % tl_every == 0:
+        if i == next_row:
             row = _timeline_row(st, tl, row, i, p_col[i], threads, live, gc_col, goal_arr, goal_idx)
+            next_row += tl_every
         while npend > 0 and (i & (POLL_EVERY - 1)) == 0:
             j = pending[head]
-            a = atomic_load(addr_of, obj_col[j])
-            if a == UNPUBLISHED:
+            r = _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, False, stats, flags,
+                              sample_every, sample_below, tag_cols, tag_cause, snap, hist, lat_max)
+            if r == NOT_READY:
                 break
-            r = _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, stats, flags,
-                            sample_every > 0 and _sampled(j, sample_every), tag_cols, tag_cause, snap, hist,
-                            lat_max)
             if r != OK:
                 return r
             live -= size_col[j]
@@ -495,7 +513,7 @@ def replay_timed(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_o
             npend -= 1
         p = p_col[i]
         obj = obj_col[i]
-        timed = sample_every > 0 and _sampled(i, sample_every)
+        timed = _sampled(i, sample_every, sample_below)
         if op_col[i] == OP_ALLOC:
             r = _timed_alloc(st, arena64, arena, real, i, p, obj, size_col[i], kind_col[i], addr_of, threads,
                              align16, stats, flags, timed, tag_cols, tag_cause, snap, hist, lat_max)
@@ -509,12 +527,9 @@ def replay_timed(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_o
                     stats[STAT_DEFERRED] += 1
                     if npend > mask:
                         j = pending[head]
-                        a = _await_publish(addr_of, obj_col[j], stats, flags)
-                        if a == UNPUBLISHED:
-                            return ABORTED
-                        r = _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a,
-                                        stats, flags, sample_every > 0 and _sampled(j, sample_every), tag_cols,
-                                        tag_cause, snap, hist, lat_max)
+                        r = _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, True,
+                                          stats, flags, sample_every, sample_below, tag_cols, tag_cause, snap, hist,
+                                          lat_max)
                         if r != OK:
                             return r
                         live -= size_col[j]
@@ -532,11 +547,8 @@ def replay_timed(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_o
             live -= size_col[i]
     while npend > 0:
         j = pending[head]
-        a = _await_publish(addr_of, obj_col[j], stats, flags)
-        if a == UNPUBLISHED:
-            return ABORTED
-        r = _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, stats, flags,
-                        sample_every > 0 and _sampled(j, sample_every), tag_cols, tag_cause, snap, hist, lat_max)
+        r = _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, True, stats, flags,
+                          sample_every, sample_below, tag_cols, tag_cause, snap, hist, lat_max)
         if r != OK:
             return r
         live -= size_col[j]
@@ -564,6 +576,7 @@ class Probe:
         if sample_every < 0 or tl_every < 0:
             raise ValueError("sample_every and tl_every must be >= 0")
         self.sample_every, self.tl_every, self.gc_col = int(sample_every), int(tl_every), int(gc_col)
+        self.sample_below = np.uint64((1 << 64) // max(self.sample_every, 1) if self.sample_every > 1 else 0)
         self.tag_cols = np.array([c for c, _ in tags], np.int64)
         self.tag_cause = np.array([k for _, k in tags], np.int64)
         if ((self.tag_cause <= 0) | (self.tag_cause >= LAT_CAUSES)).any():
