@@ -278,6 +278,7 @@ def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool 
         summary["probed"] = 0 if check else _run_probes(suite, store, run_id, progress)
         return summary
     bar = Progress(todo, suite.name, enabled=progress)
+    warm = _start_warmup(suite, plan, check, bar.write)
 
     def record(rows, rows_written=None):
         summary["ran"] += 1
@@ -292,6 +293,7 @@ def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool 
         if suite.processes == 1:
             from alloclab.harness.calibrate import Yardstick
 
+            _finish_warmup(warm, bar)
             yardstick = Yardstick()
             traces: dict = {}
             for rnd, need in plan:
@@ -308,7 +310,7 @@ def run_suite(suite: Suite, out_dir: Path, resume: bool = False, progress: bool 
                     record(rows)
                     bar.update()
         else:
-            _run_rounds(suite, out_dir, plan, run_id, check, bar, store, record)
+            _run_rounds(suite, out_dir, plan, run_id, check, bar, store, record, warm)
             rounds.cleanup(out_dir)
     finally:
         bar.close()
@@ -360,8 +362,32 @@ def _try_make_trace(cell: Cell):
         return e
 
 
-def _run_rounds(suite: Suite, out_dir: Path, plan, run_id: str, check: bool, bar, store, record) -> None:
-    """Each round in a fresh worker process (rounds.py); traces are made once, here."""
+def _start_warmup(suite: Suite, plan, check: bool, log):
+    """Compile the kernels the planned cells need in parallel processes (harness/warmup.py), while
+    this process makes the traces; None when the cache holds them all."""
+    from alloclab.harness import warmup
+
+    cells = [suite.cells[i] for _, need in plan for i in need]
+    jobs = [warmup.Job(c.strategy) for c in cells]
+    if not check:
+        jobs += [warmup.Job(c.strategy, timed=True) for c in suite.cells if c.latency or c.timeline]
+    w = warmup.start(jobs)
+    if w is not None:
+        log(warmup.describe(w))
+    return w
+
+
+def _finish_warmup(warm, bar) -> None:
+    if warm is None:
+        return
+    bar.label("compiling kernels (first run only)")
+    took = warm.wait()
+    bar.write(f"kernels compiled in {took:.0f} s")
+
+
+def _run_rounds(suite: Suite, out_dir: Path, plan, run_id: str, check: bool, bar, store, record, warm=None) -> None:
+    """Each round in a fresh worker process (rounds.py); traces are made once, here, while the
+    warm-up (if any) compiles the kernels."""
     from alloclab.harness import rounds
     from alloclab.workloads import trace as T
 
@@ -378,6 +404,7 @@ def _run_rounds(suite: Suite, out_dir: Path, plan, run_id: str, check: bool, bar
                 continue
             T.save(tr, path)
         tfile[i] = str(path)
+    _finish_warmup(warm, bar)
     for rnd, need in plan:
         while need:
             job = dict(round=rnd, out_dir=str(out_dir), run_id=run_id, reps=suite.reps, check=check,

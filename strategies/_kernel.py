@@ -5,12 +5,35 @@ numba's reference counting on, every ``st.field`` access in a loop pays an
 atomic incref/decref pair. Measured on a 2M-op replay with a bump allocator:
 18.5 ns/op with NRT, 7.2 ns/op without (the bare loop is 6.5). Kernels
 therefore never allocate arrays; all memory is made in Python by ``make_state``.
+
+Why calls between kernels see no literal types: numba types a constant
+argument in a kernel-to-kernel call as a literal (``Literal[int](5)``) and
+compiles the callee once per distinct constant. The Go model's slow paths are
+called with constant span states, owners and lock ids from a dozen sites, and
+each became its own multi-second compile (mheap_alloc_span ten times). A
+kernel that wants a constant folded says so with ``inline="always"``; every
+other kernel is compiled once per non-literal signature (``_one_per_type``).
 """
-from numba import njit
+from numba import njit, types
+
+
+def _one_per_type(dispatcher):
+    """Make kernel-to-kernel calls to ``dispatcher`` compile for the arguments' non-literal types.
+
+    ``get_call_template`` is what numba's type inference asks a dispatcher when a compiled function
+    calls it; the only change is that literal argument types are widened first. The test suite checks
+    that this still holds (tests/test_executor.py::test_kernel_calls_compile_once_per_type)."""
+    ask = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return ask(tuple(types.unliteral(a) for a in args), {k: types.unliteral(v) for k, v in kws.items()})
+
+    dispatcher.get_call_template = get_call_template
+    return dispatcher
 
 
 def kernel(fn=None, **opts):
     def wrap(f):
-        return njit(nogil=True, cache=True, _nrt=False, **opts)(f)
+        return _one_per_type(njit(nogil=True, cache=True, _nrt=False, **opts)(f))
 
     return wrap(fn) if fn is not None else wrap

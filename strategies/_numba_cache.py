@@ -16,9 +16,19 @@ every State type it was compiled for and unpickles them all in each process
 that loads it, so a folder that has seen a strategy from outside the package
 (the tests' own) can only be used where that strategy's module imports. The
 test session therefore keeps its own folder (``flavour="tests"``).
+
+Saves are locked. Several processes may compile into one folder at once
+(harness/warmup.py does so on purpose). numba's save reads a function's
+index, picks a free data-file number and writes both back, unlocked: two
+processes saving different specialisations of one function (the executor
+for two strategies) can both pick number 1, and the index can end up naming
+one's data under the other's key, which runs the wrong machine code.
+``configure`` wraps each save in an exclusive ``flock`` on a lock file
+beside the index (``_locked_saves``).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -80,6 +90,7 @@ def configure(flavour: str = "", extra_dirs=()) -> str:
         except OSError:
             return ""  # unwritable home: numba falls back to __pycache__
     os.environ["NUMBA_CACHE_DIR"] = str(target)
+    _locked_saves()
     try:  # numba may already be imported; its config is read when a kernel is decorated
         from numba.core import config
 
@@ -87,3 +98,29 @@ def configure(flavour: str = "", extra_dirs=()) -> str:
     except Exception:  # pragma: no cover
         pass
     return str(target)
+
+
+def _locked_saves() -> None:
+    """Make numba's index-and-data save of a cache entry hold an exclusive flock (see the module's
+    docstring). numba's ``IndexDataCacheFile.save`` is the one place it writes an index; the test
+    suite checks that two concurrent saves into one index both survive."""
+    from numba.core import caching
+
+    cls = caching.IndexDataCacheFile
+    if getattr(cls.save, "_alloclab_locked", False):
+        return
+    save = cls.save
+
+    def locked_save(self, key, data):
+        try:
+            fd = os.open(self._index_path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # unwritable folder: numba's own save fails or falls back as before
+            return save(self, key, data)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return save(self, key, data)
+        finally:
+            os.close(fd)
+
+    locked_save._alloclab_locked = True
+    cls.save = locked_save
