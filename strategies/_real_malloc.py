@@ -50,6 +50,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -141,6 +142,26 @@ def call_void2(typingctx, fn, a, b):
 def call_void3(typingctx, fn, a, b, c):
     """fn(a, b, c)"""
     return _c_call_codegen(3, False)
+
+
+# ----------------------------------------------------------------- the loaded peers' state
+
+class PeerState(NamedTuple):
+    """The state of a loaded peer. Each module subclasses it (``class State(PeerState): __slots__ = ()``):
+    the executor dispatches on the State class, so each needs its own."""
+    counters: np.ndarray   # (nprocs, NCOUNTERS); IN_USE = the library's size classes of the live blocks
+    meta: np.ndarray       # the heap's words (unused: memory comes from the library)
+    arena: np.ndarray      # unused
+    tot: np.ndarray        # (16,) the shared in-use total and its peak (module docstring)
+    resid: np.ndarray      # (nprocs * 8,) unpublished in-use change per P
+    mem: np.ndarray        # (8,) the sampled figure; the module's baselines and side figures
+    fns: np.ndarray        # addresses of the library's functions in this process, in the module's order
+
+
+def new_state(cls, lib: "Library", symbols: tuple[str, ...], heap, nprocs: int):
+    """A fresh ``cls`` (a PeerState subclass) whose ``fns`` hold ``symbols``' addresses in ``lib``."""
+    return cls(meta=heap.meta, arena=heap.arena, fns=np.array([lib.addr(f) for f in symbols], np.int64),
+               **new_accounting(nprocs))
 
 
 # ----------------------------------------------------------------- accounting

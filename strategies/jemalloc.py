@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-from typing import NamedTuple
-
 import numpy as np
 
 from alloclab.strategies import _dispatch
@@ -66,6 +64,7 @@ PACKAGE = "libjemalloc2"
 SYMBOLS = ("mallocx", "sdallocx", "nallocx", "mallctl")
 ARENAS_ALL = 4096  # MALLCTL_ARENAS_ALL: "arena.4096.purge" purges every arena
 
+FNS = ("mallocx", "sdallocx", "nallocx")   # the kernels' functions, in State.fns
 MALLOCX, SDALLOCX, NALLOCX = 0, 1, 2   # fns[]
 BASE_RESIDENT = 0                      # mem[]: stats.resident at make_state
 MAPPED, ALLOCATED = 5, 6               # mem[]: stats.mapped, stats.allocated at the last sample
@@ -108,14 +107,9 @@ class Config(ConfigBase):
                                     "madvise calls when the live set grows back")
 
 
-class State(NamedTuple):
-    counters: np.ndarray   # (nprocs, NCOUNTERS); IN_USE = size classes of the live blocks
-    meta: np.ndarray       # the heap's words (unused: memory comes from jemalloc)
-    arena: np.ndarray      # unused
-    tot: np.ndarray        # (16,) shared in-use total and its peak (_real_malloc)
-    resid: np.ndarray      # (nprocs * 8,) unpublished in-use change per P
-    mem: np.ndarray        # (8,) sampled figures: BASE_RESIDENT, LAST_OS, PEAK_OS, SAMPLES, MAPPED, ALLOCATED
-    fns: np.ndarray        # (3,) addresses of mallocx, sdallocx, nallocx in this process
+class State(real.PeerState):
+    """fns: the addresses of mallocx, sdallocx, nallocx in this process."""
+    __slots__ = ()
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
@@ -129,10 +123,9 @@ def make_state(config: Config, heap, nprocs: int) -> State:
         except RuntimeError:
             pass                                              # an arena index not initialised yet
     _purge()
-    acc = real.new_accounting(nprocs)
-    acc["mem"][BASE_RESIDENT] = stat("stats.resident")
-    fns = np.array([lib.addr("mallocx"), lib.addr("sdallocx"), lib.addr("nallocx")], np.int64)
-    return State(meta=heap.meta, arena=heap.arena, fns=fns, **acc)
+    st = real.new_state(State, lib, FNS, heap, nprocs)
+    st.mem[BASE_RESIDENT] = stat("stats.resident")
+    return st
 
 
 def _purge() -> None:

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-from typing import NamedTuple
-
 import numpy as np
 
 from alloclab.strategies import _dispatch
@@ -63,6 +61,7 @@ SYMBOLS = ("mi_malloc", "mi_free_size", "mi_good_size", "mi_process_info", "mi_c
            "mi_option_get")
 OPTION_EAGER_COMMIT = 3   # mi_option_eager_commit in mimalloc.h's mi_option_t (2.x)
 
+FNS = ("mi_malloc", "mi_free_size", "mi_good_size")   # the kernels' functions, in State.fns
 MALLOC, FREE_SIZE, GOOD_SIZE = 0, 1, 2   # fns[]
 BASE_COMMIT, BASE_PEAK = 0, 1            # mem[]: committed and its process peak at make_state
 
@@ -90,14 +89,9 @@ class Config(ConfigBase):
                                   "whole): 0 = commit pages on demand, less committed memory, more commit calls")
 
 
-class State(NamedTuple):
-    counters: np.ndarray   # (nprocs, NCOUNTERS); IN_USE = bins of the live blocks
-    meta: np.ndarray       # the heap's words (unused: memory comes from mimalloc)
-    arena: np.ndarray      # unused
-    tot: np.ndarray        # (16,) shared in-use total and its peak (_real_malloc)
-    resid: np.ndarray      # (nprocs * 8,) unpublished in-use change per P
-    mem: np.ndarray        # (8,) BASE_COMMIT, BASE_PEAK, LAST_OS, PEAK_OS, SAMPLES
-    fns: np.ndarray        # (3,) addresses of mi_malloc, mi_free_size, mi_good_size in this process
+class State(real.PeerState):
+    """fns: the addresses of mi_malloc, mi_free_size, mi_good_size in this process."""
+    __slots__ = ()
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
@@ -105,10 +99,9 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     lib = real.require(_lib(), NAME)
     lib.func("mi_option_set", None, ctypes.c_int, ctypes.c_long)(OPTION_EAGER_COMMIT, config.eager_commit)
     lib.func("mi_collect", None, ctypes.c_bool)(True)
-    acc = real.new_accounting(nprocs)
-    acc["mem"][BASE_COMMIT], acc["mem"][BASE_PEAK] = commit()
-    fns = np.array([lib.addr("mi_malloc"), lib.addr("mi_free_size"), lib.addr("mi_good_size")], np.int64)
-    return State(meta=heap.meta, arena=heap.arena, fns=fns, **acc)
+    st = real.new_state(State, lib, FNS, heap, nprocs)
+    st.mem[BASE_COMMIT], st.mem[BASE_PEAK] = commit()
+    return st
 
 
 @kernel

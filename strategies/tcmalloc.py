@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-from typing import NamedTuple
-
 import numpy as np
 
 from alloclab.strategies import _dispatch
@@ -62,6 +60,7 @@ SYMBOLS = ("tc_malloc", "tc_free_sized", "tc_nallocx", "MallocExtension_GetNumer
            "MallocExtension_SetNumericProperty", "MallocExtension_ReleaseFreeMemory")
 ENV = {"TCMALLOC_SKIP_SBRK": "true"}
 
+FNS = ("tc_malloc", "tc_free_sized", "tc_nallocx")   # the kernels' functions, in State.fns
 MALLOC, FREE_SIZED, NALLOCX = 0, 1, 2   # fns[]
 BASE_HELD = 0                           # mem[]: the figure at make_state
 FREE_BYTES, UNMAPPED = 5, 6             # mem[]: pageheap_free_bytes, pageheap_unmapped_bytes at the last sample
@@ -98,14 +97,9 @@ class Config(ConfigBase):
                                          "memory held in caches")
 
 
-class State(NamedTuple):
-    counters: np.ndarray   # (nprocs, NCOUNTERS); IN_USE = size classes of the live blocks
-    meta: np.ndarray       # the heap's words (unused: memory comes from tcmalloc)
-    arena: np.ndarray      # unused
-    tot: np.ndarray        # (16,) shared in-use total and its peak (_real_malloc)
-    resid: np.ndarray      # (nprocs * 8,) unpublished in-use change per P
-    mem: np.ndarray        # (8,) sampled figures: BASE_HELD, LAST_OS, PEAK_OS, SAMPLES, FREE_BYTES, UNMAPPED
-    fns: np.ndarray        # (3,) addresses of tc_malloc, tc_free_sized, tc_nallocx in this process
+class State(real.PeerState):
+    """fns: the addresses of tc_malloc, tc_free_sized, tc_nallocx in this process."""
+    __slots__ = ()
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
@@ -115,10 +109,9 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     if not setp(b"tcmalloc.max_total_thread_cache_bytes", config.max_thread_cache_mb << 20):
         raise RuntimeError("tcmalloc refused tcmalloc.max_total_thread_cache_bytes")
     lib.func("MallocExtension_ReleaseFreeMemory", None)()
-    acc = real.new_accounting(nprocs)
-    acc["mem"][BASE_HELD] = held_bytes()
-    fns = np.array([lib.addr("tc_malloc"), lib.addr("tc_free_sized"), lib.addr("tc_nallocx")], np.int64)
-    return State(meta=heap.meta, arena=heap.arena, fns=fns, **acc)
+    st = real.new_state(State, lib, FNS, heap, nprocs)
+    st.mem[BASE_HELD] = held_bytes()
+    return st
 
 
 @kernel
