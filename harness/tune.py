@@ -481,9 +481,9 @@ def _real_validation(spec: TuneSpec, default, tuned, rows) -> list[dict[str, Any
     it) at the model's GOGC (Go's 100 for the model's no-GC-lag variant),
     serial, ``REAL_REPS`` repetitions in one process, with each GC cycle run
     with the world stopped (``gc_stw``): under Go's concurrent GC the peak
-    heap moves by about 10% from run to run with when each mark lands, ten
-    times what a size-class table changes, and the model's GC, too, runs
-    whole at its goal. A side's peak in-use (HeapInuse above the baseline)
+    heap moves from run to run with when each mark lands, by more than a
+    size-class table changes it (docs/go-fidelity.md), and the model's GC,
+    too, runs whole at its goal. A side's peak in-use (HeapInuse above the baseline)
     and ns/op are the medians of its repetitions. Beside
     the model's predicted change each row gets the real change and their gap
     in percentage points (``inuse_gap_pp``). A tuned table Go cannot run gives

@@ -65,10 +65,10 @@ Tunables:
            Not tuned by default (each trial would run the Go program).
     gc_stw Go's GODEBUG=gcstoptheworld=1: a GC cycle runs whole once the
            pacer triggers it, with the world stopped. Not Go's default; it
-           makes the peak heap repeat within about 1% run to run, where the
-           concurrent GC's peak moves by about 10% with when each mark lands
-           (docs/go-fidelity.md), which is what comparing two size-class
-           tables on the real runtime needs (tune's real validation).
+           makes the peak heap repeat run to run, where the concurrent GC's
+           peak moves with when each mark lands, by more than a size-class
+           table changes it (figures: docs/go-fidelity.md); comparing two
+           tables on the real runtime needs that (tune's real validation).
     page_size, max_small_size, sc_*
            the size-class generator's fields, the same names and defaults as
            the go model's (``alloclab list -v go`` says what each trades; a
