@@ -569,7 +569,7 @@ def _add_extra_commands(sub) -> None:
     """Commands living in their own modules (bench, report, compare, tune), when present."""
     import importlib
 
-    for modname in ("alloclab.harness.cli_bench", "alloclab.harness.cli_tune"):
+    for modname in ("alloclab.harness.cli_bench", "alloclab.harness.cli_tune", "alloclab.harness.fidelity"):
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as e:
@@ -594,9 +594,8 @@ def quiet_compile_warnings() -> None:
 
 
 def main(argv=None) -> int:
-    from alloclab.strategies import _numba_cache, _real_malloc
+    from alloclab.strategies import _numba_cache
 
-    _real_malloc.ensure_static_tls(enabled=argv is None)   # jemalloc's static TLS: re-executes once, at start
     _numba_cache.configure()   # before any kernel module is imported: numba reads it at decoration
     quiet_compile_warnings()
     from alloclab.harness.errors import UsageError
