@@ -594,8 +594,9 @@ def quiet_compile_warnings() -> None:
 
 
 def main(argv=None) -> int:
-    from alloclab.strategies import _numba_cache
+    from alloclab.strategies import _numba_cache, _real_malloc
 
+    _real_malloc.ensure_static_tls(enabled=argv is None)   # jemalloc's static TLS: re-executes once, at start
     _numba_cache.configure()   # before any kernel module is imported: numba reads it at decoration
     quiet_compile_warnings()
     from alloclab.harness.errors import UsageError

@@ -560,7 +560,8 @@ def _lazy(module: str, name: str = "section"):
 # Section builders, in the order their sections appear (after the claims, geometric means and figures of
 # cells; before the table of every cell). A section owned by another module is listed as
 # _lazy("alloclab.harness.report_<x>"), that module's ``section(inp)``.
-SECTIONS: list = [_scaling_section, _tuning_section, _lazy("alloclab.harness.report_fidelity"),
+SECTIONS: list = [_scaling_section, _tuning_section, _lazy("alloclab.harness.report_ranking"),
+                  _lazy("alloclab.harness.report_fidelity"),
                   _lazy("alloclab.harness.report_latency")]
 
 
@@ -616,6 +617,8 @@ def write_report(run_dirs: list[Path], out: Path, baseline: str = "bump") -> Wri
         baseline_note = ""
     gm = geomeans(summary, baseline)
     claims = claims_table(summary)
+    from alloclab.harness.report_ranking import with_best_real   # pool vs malloc, and vs the best real malloc
+    claims = with_best_real(claims, summary)
     figs = make_figures(summary, df, baseline)
     sections = build_sections(ReportInput(df, summary, tuple(Path(d) for d in run_dirs), baseline))
     failed = df[df["status"] != "ok"][["strategy", "workload", "procs", "mode", "status", "error"]].drop_duplicates()
