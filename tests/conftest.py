@@ -34,3 +34,24 @@ DELAYED = Strategy("delayed", "teststrategies.delayed", "bump with a fixed busy 
 @pytest.fixture(scope="session")
 def arena_mb():
     return TEST_ARENA_MB
+
+
+# A long session (make test) compiles every kernel strategy's replay before the first test, in
+# parallel worker processes (harness/warmup.py), instead of one after another inside the tests
+# that first use them. A short session (one file) compiles only what it runs, where it runs it.
+WARMUP_MIN_TESTS = 150
+
+
+def pytest_collection_finish(session):
+    if len(session.items) < WARMUP_MIN_TESTS or os.environ.get("ALLOCLAB_TEST_WARMUP") == "0":
+        return
+    from alloclab.harness import warmup
+
+    w = warmup.start([warmup.Job(s) for s in strategies.kernel_names()])
+    if w is not None:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(warmup.describe(w))
+        took = w.wait()
+        if reporter is not None:
+            reporter.write_line(f"kernels compiled in {took:.0f} s")
