@@ -381,7 +381,7 @@ def cmd_trace_import(args) -> int:
     from alloclab.workloads import importers
 
     out = _trace_output(args.output)
-    tr, report = importers.import_file(args.format, args.file)
+    tr, report = importers.import_file(args.format, args.file, procs=args.procs)
     return _save_imported(tr, report, out)
 
 
@@ -528,9 +528,15 @@ def build_parser() -> argparse.ArgumentParser:
     m = tsub.add_parser("import", help="import a real program's allocation log (glibc mtrace, valgrind "
                                        "--trace-malloc=yes, alloclab's recorder)",
                         epilog="examples:\n  alloclab trace import -f mtrace mtrace.log -o prog.parquet\n"
-                               "  alloclab trace import -f valgrind vg.log -o prog.parquet")
-    m.add_argument("--format", "-f", required=True, choices=("mtrace", "valgrind", "rec"),
-                   help="the log's format: glibc mtrace, valgrind --trace-malloc=yes, or alloclab's recorder")
+                               "  alloclab trace import -f valgrind vg.log -o prog.parquet\n"
+                               "  GODEBUG=allocfreetrace=1 ./goprog 2> go.log; "
+                               "alloclab trace import -f go-allocfreetrace --procs 4 go.log -o goprog.parquet")
+    m.add_argument("--format", "-f", required=True, choices=("mtrace", "valgrind", "rec", "go-allocfreetrace"),
+                   help="the log's format: glibc mtrace, valgrind --trace-malloc=yes, alloclab's recorder, or "
+                        "a Go 1.19-1.21 program's stderr under GODEBUG=allocfreetrace=1")
+    m.add_argument("--procs", type=_procs, default=None,
+                   help="go-allocfreetrace only: Ps the goroutines are dealt to, round-robin in order of first "
+                        "event (default 4)")
     m.add_argument("file", help="the allocation log")
     m.add_argument("-o", "--output", required=True, help="the Parquet trace file to write")
     m.set_defaults(fn=cmd_trace_import)

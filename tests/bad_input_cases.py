@@ -22,6 +22,12 @@ TOML_FILES = {
     "suite_bad": "[[matrix]]\nstrategies = ['nope']\nworkloads = ['web']\n",
 }
 FOLDERS = ("notrun",)
+_GO_EVENT = "tracealloc(0xc000082250, 0x10, main.node)\ngoroutine 20 [running]:\nmain.main.func1(0x0?)\n\t/m.go:23 +0x45\n\n"
+GO_LOGS = {   # GODEBUG=allocfreetrace=1 logs: cut inside an event, an event line that does not parse, no header
+    "go_trunc": _GO_EVENT + "tracefree(0xc000082250, 0x10)\ngorou",
+    "go_badline": _GO_EVENT + "tracealloc(0xc000082260, sixteen)\ngoroutine 20 [running]:\n\n",
+    "go_noheader": _GO_EVENT + "tracealloc(0xc000082260, 0x10)\ntracefree(0xc000082250, 0x10)\n",
+}
 
 
 def make_files(d: Path) -> dict[str, str]:
@@ -57,6 +63,9 @@ def make_files(d: Path) -> dict[str, str]:
     for name, text in TOML_FILES.items():
         (d / f"{name}.toml").write_text(text)
         f[name] = str(d / f"{name}.toml")
+    for name, text in GO_LOGS.items():
+        (d / f"{name}.log").write_text(text)
+        f[name] = str(d / f"{name}.log")
     (d / "notrun").mkdir()
     f["notrun"] = str(d / "notrun")
     return f
@@ -112,6 +121,18 @@ def cases(f: Mapping[str, str]) -> list[tuple[str, list[str], str]]:
          "--objective speed: choose one or more of memory, inuse, time, locks"),
         ("tune: bad storage URL", ["tune", "-s", "go", "-w", "web", "--storage", "nosuchdb://x", "--trials", "1"],
          "storage 'nosuchdb://x'"),
+        ("go-allocfreetrace: log cut inside an event", ["trace", "import", "-f", "go-allocfreetrace", f["go_trunc"],
+                                                         "-o", "t.parquet"],
+         "line 6: the log ends inside the tracefree event that starts there (truncated?)"),
+        ("go-allocfreetrace: event line that does not parse", ["trace", "import", "-f", "go-allocfreetrace",
+                                                                f["go_badline"], "-o", "t.parquet"],
+         "line 6: not an allocfreetrace event"),
+        ("go-allocfreetrace: event without its goroutine header", ["trace", "import", "-f", "go-allocfreetrace",
+                                                                    f["go_noheader"], "-o", "t.parquet"],
+         "line 7: expected the goroutine header of the tracealloc at line 6"),
+        ("trace import: --procs for a format with threads", ["trace", "import", "-f", "mtrace", f["go_trunc"],
+                                                              "--procs", "4", "-o", "t.parquet"],
+         "--procs applies to go-allocfreetrace only"),
         ("compare: bad threshold", ["compare", f["notrun"], f["notrun"], "--fail", "fast"],
          "--fail 'fast': expected min|median|mean:PCT"),
     ]
@@ -121,7 +142,8 @@ class _Placeholders(dict):
     """make_files' names as DIR/<name>: the cases without writing any file."""
 
     def __missing__(self, key):
-        return f"DIR/{key}" + ("" if key in FOLDERS else ".toml" if key in TOML_FILES else ".parquet")
+        return f"DIR/{key}" + ("" if key in FOLDERS else ".toml" if key in TOML_FILES
+                               else ".log" if key in GO_LOGS else ".parquet")
 
 
 CASES = cases(_Placeholders())

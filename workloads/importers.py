@@ -32,6 +32,39 @@ Three formats, each ``import_X(path) -> (Trace, ImportReport)``:
 ``rec``      alloclab's recorder (workloads/recorder.c: header + 32-byte
              records with thread ids); threads map to Ps 0..procs-1 in the
              order of their first call (beyond MAX_PROCS they fold, modulo).
+``go-allocfreetrace``
+             the stderr of a Go program run with GODEBUG=allocfreetrace=1
+             (Go 1.19 to 1.21; Go 1.22 removed it, and Go 1.23's
+             GODEBUG=traceallocfree=1 writes runtime/trace events instead,
+             for which no parser is available here). Each event is a line,
+             then the header of the goroutine it ran on, then a stack trace:
+                 tracealloc(0xc000082250, 0x10, main.node)   address, size, type
+                 goroutine 20 [running]:
+                 main.main.func1(0x0?)
+                 \t/src/main.go:23 +0x45 ...
+                 (blank line)
+                 tracefree(0xc000082250, 0x10)               at sweep time
+                 goroutine 0 [idle]:                          the sweeper (g0: 0)
+             ``tracegc()`` ... ``end tracegc`` blocks (every goroutine's stack
+             at each GC) are skipped. What the importer does with it:
+               * goroutine -> P: all of a goroutine's ops go to one P; the
+                 goroutines take Ps round-robin in the order of their first
+                 event (``procs`` of them, default GO_PROCS). The log does not
+                 say which P ran a goroutine, nor when one moved.
+               * frees are placed where the log has them: at sweep time, on
+                 the sweeping goroutine (usually g0 or the background sweeper),
+                 so cross-P frees reflect the sweeper, not the program.
+               * kind: a printed type is a typed object (kind heap), except
+                 pointer-free basic types and arrays of them (``uint8``,
+                 ``[16]int64``, counted as ``typed_noscan``); no type (raw
+                 bytes: strings, byte slices grown by the runtime) is noscan.
+             What the format cannot give: requested sizes (the size printed is
+             the size class's, already rounded up; large objects are whole
+             pages) and tiny sub-objects (allocations below 16 B without
+             pointers share a 16 B block: only a new block is traced, and its
+             free frees all of them). A line that does not parse, an event
+             without its goroutine header, or a log that ends inside an event
+             (truncated) raises ``TraceError`` naming the line.
 
 What the importers do with a real log, and count in the ``ImportReport``:
   * realloc is split into free(old) + alloc(new), even in place (the trace
@@ -71,7 +104,8 @@ import numpy as np
 
 from alloclab.workloads.trace import MAX_OBJECT_SIZE, MAX_PROCS, Trace, TraceError, make_trace
 
-FORMATS = ("mtrace", "valgrind", "rec")
+FORMATS = ("mtrace", "valgrind", "rec", "go-allocfreetrace")
+GO_PROCS = 4   # Ps the goroutines of a go-allocfreetrace log are spread over unless told
 KEEP_LINE_NUMBERS = 5
 
 # rec format: see recorder.c
@@ -104,6 +138,9 @@ HANDLED = {
     "zero_size_as_1": "size-0 allocations as size 1",
     "implicit_free": "address handed out again while live: implicit free added",
     "threads_folded": f"ops of threads beyond {MAX_PROCS} folded onto Ps modulo {MAX_PROCS}",
+    "typed_noscan": "typed allocations of pointer-free types (noscan)",
+    "untyped_noscan": "untyped allocations (noscan)",
+    "gc_blocks": "tracegc() blocks skipped",
 }
 
 
@@ -148,22 +185,30 @@ class ImportReport:
 
 
 class _Builder:
-    """Turns a stream of (thread, alloc/free, address, size) events into trace columns."""
+    """Turns a stream of (thread, alloc/free, address, size[, kind]) events into trace columns.
 
-    def __init__(self, report: ImportReport):
+    Threads map to Ps in the order of their first op: one P each up to MAX_PROCS
+    (beyond, folded modulo MAX_PROCS); with ``procs`` given, round-robin over
+    that many Ps (the Go importer: goroutines are many more than Ps).
+    """
+
+    def __init__(self, report: ImportReport, procs: int | None = None):
         self.r = report
-        self.p, self.op, self.size, self.obj = array("h"), array("b"), array("i"), array("q")
-        self.live: dict[int, tuple[int, int]] = {}   # address -> (object id, size)
+        self.p, self.op, self.kind, self.size, self.obj = array("h"), array("b"), array("b"), array("i"), array("q")
+        self.live: dict[int, tuple[int, int, int]] = {}   # address -> (object id, size, kind)
         self.freed: set[int] = set()                  # addresses freed and not handed out since
         self.oversize: set[int] = set()               # live addresses of skipped oversize blocks
         self.pmap: dict[int, int] = {}
+        self.procs = procs
         self.nobj = 0
 
     def _p(self, tid: int) -> int:
         p = self.pmap.get(tid)
         if p is None:
             p = len(self.pmap)
-            if p >= MAX_PROCS:
+            if self.procs is not None:
+                p %= self.procs
+            elif p >= MAX_PROCS:
                 self.r.handled["threads_folded"] += 1
                 p %= MAX_PROCS
             self.pmap[tid] = p
@@ -174,7 +219,7 @@ class _Builder:
         if len(self.r.malformed_at) < KEEP_LINE_NUMBERS:
             self.r.malformed_at.append(lineno)
 
-    def alloc(self, tid: int, addr: int, size: int) -> None:
+    def alloc(self, tid: int, addr: int, size: int, kind: int = 0) -> None:
         if addr == 0:
             self.r.skipped["failed_alloc"] += 1
             return
@@ -193,9 +238,10 @@ class _Builder:
         self.freed.discard(addr)
         o = self.nobj
         self.nobj += 1
-        self.live[addr] = (o, size)
+        self.live[addr] = (o, size, kind)
         self.p.append(p)
         self.op.append(0)
+        self.kind.append(kind)
         self.size.append(size)
         self.obj.append(o)
 
@@ -216,6 +262,7 @@ class _Builder:
         self.freed.add(addr)
         self.p.append(self._p(tid))
         self.op.append(1)
+        self.kind.append(ent[2])
         self.size.append(ent[1])
         self.obj.append(ent[0])
 
@@ -242,13 +289,14 @@ class _Builder:
         r.frees = n - self.nobj
         r.objects = self.nobj
         r.live_at_end = len(self.live)
-        r.procs = max(1, min(len(self.pmap), MAX_PROCS))
+        r.procs = max(1, min(len(self.pmap), self.procs or MAX_PROCS))
         if n == 0:
             raise TraceError(f"{path}: no valid allocation ops in this {fmt} log ({_short(r)})")
         cols = [np.frombuffer(a, dt) if len(a) else np.zeros(0, dt)
-                for a, dt in ((self.p, np.int16), (self.op, np.int8), (self.size, np.int32), (self.obj, np.int64))]
+                for a, dt in ((self.p, np.int16), (self.op, np.int8), (self.kind, np.int8), (self.size, np.int32),
+                              (self.obj, np.int64))]
         meta = {"generator": f"import:{fmt}", "source": str(path), "import_report": r.to_dict()}
-        return make_trace(cols[0], cols[1], np.zeros(n, np.int8), cols[2], cols[3], r.procs, meta)
+        return make_trace(*cols, r.procs, meta)
 
 
 def _short(r: ImportReport) -> str:
@@ -550,10 +598,112 @@ def import_rec(path) -> tuple[Trace, ImportReport]:
     return b.finish(path, "rec"), r
 
 
-IMPORTERS = {"mtrace": import_mtrace, "valgrind": import_valgrind, "rec": import_rec}
+# ---------------------------------------------------------------- go-allocfreetrace
+
+_GO_EVENT = re.compile(r"^trace(alloc|free)\((0x[0-9a-f]+), (0x[0-9a-f]+)(?:, (.+))?\)$")
+_GO_HEADER = re.compile(r"^goroutine (\d+) \[")
+_GO_BASIC_NOSCAN = frozenset({"bool", "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32",
+                              "uint64", "uintptr", "float32", "float64", "complex64", "complex128"})
+_GO_ARRAY = re.compile(r"^\[\d+\](.+)$")
 
 
-def import_file(fmt: str, path) -> tuple[Trace, ImportReport]:
+def _go_pointer_free(typ: str) -> bool:
+    """True for types the name shows hold no pointer: basic numeric types and arrays of them."""
+    m = _GO_ARRAY.match(typ)
+    while m:
+        typ = m.group(1)
+        m = _GO_ARRAY.match(typ)
+    return typ in _GO_BASIC_NOSCAN
+
+
+def import_go_allocfreetrace(path, procs: int = GO_PROCS, *, truncated_tail_ok: bool = False
+                             ) -> tuple[Trace, ImportReport]:
+    """GODEBUG=allocfreetrace=1 stderr -> (Trace, ImportReport); goroutines -> ``procs`` Ps, round-robin.
+
+    Streams the log line by line (memory: the trace's columns and the live
+    addresses). ``truncated_tail_ok``: a log cut inside its last event (a
+    program that exits while the background sweeper prints) loses that event
+    (counted ``truncated_tail``) instead of failing.
+    """
+    if not 1 <= procs <= MAX_PROCS:
+        raise TraceError(f"procs {procs} outside 1..{MAX_PROCS}")
+    path, fh = _open_text(path)
+    r = ImportReport("go-allocfreetrace", str(path))
+    b = _Builder(r, procs=procs)
+    pending = None          # (lineno, "alloc"|"free", addr, size, kind) waiting for its goroutine header
+    gc_from = 0             # line of the open tracegc(), 0 when none
+    lineno = 0
+
+    def cut(what: str, at: int) -> None:
+        if truncated_tail_ok:
+            r.skipped["truncated_tail"] += 1
+            return
+        raise TraceError(f"{path}: line {at}: the log ends inside {what} (truncated?)")
+
+    for lineno, line in enumerate(_read_lines(path, fh), 1):
+        s = line.rstrip("\r\n")
+        if pending is not None:
+            m = _GO_HEADER.match(s)
+            if m is None:
+                if not line.endswith("\n"):
+                    break   # the header itself cut short: the tail check below
+                raise TraceError(f"{path}: line {lineno}: expected the goroutine header of the trace{pending[1]} "
+                                 f"at line {pending[0]}, got {s[:60]!r}")
+            _, op, addr, size, kind = pending
+            if op == "alloc":
+                b.alloc(int(m.group(1)), addr, size, kind)
+            else:
+                b.free(int(m.group(1)), addr)
+            pending = None
+            continue
+        if gc_from:
+            if s == "end tracegc":
+                gc_from = 0
+            continue
+        if s.startswith("trace"):
+            m = _GO_EVENT.match(s)
+            if m is None:
+                if s == "tracegc()":
+                    gc_from = lineno
+                    r.handled["gc_blocks"] += 1
+                    continue
+                if not line.endswith("\n"):
+                    cut("this event line", lineno)
+                    break
+                raise TraceError(f"{path}: line {lineno}: not an allocfreetrace event: {s[:60]!r}")
+            op, typ = m.group(1), m.group(4)
+            if op == "free" and typ is not None:
+                raise TraceError(f"{path}: line {lineno}: tracefree with a type: {s[:60]!r}")
+            if typ is None:
+                kind = 1
+                if op == "alloc":
+                    r.handled["untyped_noscan"] += 1
+            elif _go_pointer_free(typ):
+                kind = 1
+                r.handled["typed_noscan"] += 1
+            else:
+                kind = 0
+            pending = (lineno, op, int(m.group(2), 16), int(m.group(3), 16), kind)
+    r.lines = lineno
+    if pending is not None:
+        cut(f"the trace{pending[1]} event that starts there", pending[0])
+    elif gc_from:
+        cut("the tracegc() block that starts there", gc_from)
+    r.extra["goroutines"] = len(b.pmap)
+    r.extra["goroutine_to_p"] = f"round-robin over {procs} Ps in order of first event"
+    return b.finish(path, "go-allocfreetrace"), r
+
+
+IMPORTERS = {"mtrace": import_mtrace, "valgrind": import_valgrind, "rec": import_rec,
+             "go-allocfreetrace": import_go_allocfreetrace}
+
+
+def import_file(fmt: str, path, procs: int | None = None) -> tuple[Trace, ImportReport]:
+    """Import ``path`` in format ``fmt``; ``procs`` (go-allocfreetrace only): Ps for the goroutines."""
     if fmt not in IMPORTERS:
         raise TraceError(f"unknown import format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "go-allocfreetrace":
+        return import_go_allocfreetrace(path, GO_PROCS if procs is None else procs)
+    if procs is not None:
+        raise TraceError(f"--procs applies to go-allocfreetrace only ({fmt} logs name their threads or have one)")
     return IMPORTERS[fmt](path)
