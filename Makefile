@@ -10,7 +10,10 @@ STAMP   = $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# setuptools announces every editable install with an InformationOnly warning ("Editable
+	@# installation. Please be careful with folders ... same name as your package"): alloclab's
+	@# folders are mapped to alloclab.* and none is named alloclab, so that one message is filtered
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 # the quick suite + report; prints the claims' verdicts, the geomeans and the path of index.html
