@@ -135,6 +135,8 @@ def cases(f: Mapping[str, str]) -> list[tuple[str, list[str], str]]:
          "--procs applies to go-allocfreetrace only"),
         ("compare: bad threshold", ["compare", f["notrun"], f["notrun"], "--fail", "fast"],
          "--fail 'fast': expected min|median|mean:PCT"),
+        ("fidelity: unknown workload", ["fidelity", "-w", "nginx", "--out", f["notrun"] + "/f"],
+         "unknown workload 'nginx'; choose from"),
     ]
 
 
