@@ -189,16 +189,19 @@ def _await_publish(addr_of, obj, stats, flags):
 
 
 @kernel(inline="always")
+def _deferred_addr(addr_of, obj, wait, stats, flags):
+    """A deferred free's address, UNPUBLISHED if it has not arrived (with ``wait``: if another P failed)."""
+    if wait:
+        return _await_publish(addr_of, obj, stats, flags)
+    return atomic_load(addr_of, obj)
+
+
+@kernel(inline="always")
 def _retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, wait, check, shadow, stats, flags):
     """Do deferred free ``j`` if its address has arrived (with ``wait``: once it does); NOT_READY if not."""
-    if wait:
-        a = _await_publish(addr_of, obj_col[j], stats, flags)
-        if a == UNPUBLISHED:
-            return ABORTED
-    else:
-        a = atomic_load(addr_of, obj_col[j])
-        if a == UNPUBLISHED:
-            return NOT_READY
+    a = _deferred_addr(addr_of, obj_col[j], wait, stats, flags)
+    if a == UNPUBLISHED:
+        return ABORTED if wait else NOT_READY
     return _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check, shadow, stats, flags)
 
 
@@ -430,14 +433,9 @@ def _timed_free(st, arena, real, i, p, obj, size, kind, a, stats, flags, timed, 
 def _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, wait, stats, flags, sample_every,
                   sample_below, tag_cols, tag_cause, snap, hist, lat_max):
     """``_retire`` with the free timed when sampled (the wait for the address is not)."""
-    if wait:
-        a = _await_publish(addr_of, obj_col[j], stats, flags)
-        if a == UNPUBLISHED:
-            return ABORTED
-    else:
-        a = atomic_load(addr_of, obj_col[j])
-        if a == UNPUBLISHED:
-            return NOT_READY
+    a = _deferred_addr(addr_of, obj_col[j], wait, stats, flags)
+    if a == UNPUBLISHED:
+        return ABORTED if wait else NOT_READY
     return _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, stats, flags,
                        _sampled(j, sample_every, sample_below), tag_cols, tag_cause, snap, hist, lat_max)
 
