@@ -68,6 +68,7 @@ def go_piece() -> Piece:
 def real_allocator_pieces() -> list[Piece]:
     """jemalloc, tcmalloc and mimalloc, the real allocators loaded as peers: found, or the package to install."""
     from alloclab import strategies
+    from alloclab.strategies import _real_malloc
 
     out = []
     for name in ("jemalloc", "tcmalloc", "mimalloc"):
@@ -76,6 +77,10 @@ def real_allocator_pieces() -> list[Piece]:
         why = strategies.unavailable_reason(name)
         if why is None:
             out.append(Piece(name, "ok", f"{mod.SONAME} loaded (RTLD_LOCAL: glibc's malloc stays the process's)"))
+        elif _real_malloc.STATIC_TLS_TUNABLE in why:
+            # only a process started without jemalloc's static TLS (not the alloclab command, which reserves it)
+            out.append(Piece(name, "ok", f"{mod.SONAME} installed; loads where the process reserves static TLS "
+                                         "(the alloclab command does), not in this one"))
         elif "not found" in why:
             out.append(Piece(name, "missing", why, f"the {name} strategy (a real allocator beside glibc's in suites "
                                                    "and reports; suites skip its cells)", d.requires))
