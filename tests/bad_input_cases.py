@@ -20,6 +20,7 @@ TOML_FILES = {
     "cfg_not_toml": "batch = = 1\n", "cfg_type": "[freelist]\nbatch = 'many'\n",
     "go_page": "[go]\npage_size = 3000\n", "go_classes": "[go]\nsc_max_objects = 64\n",
     "suite_bad": "[[matrix]]\nstrategies = ['nope']\nworkloads = ['web']\n",
+    "suite_latency": "[[matrix]]\nstrategies = ['bump']\nworkloads = ['web']\nlatency = 'yes'\n",
 }
 FOLDERS = ("notrun",)
 _GO_EVENT = "tracealloc(0xc000082250, 0x10, main.node)\ngoroutine 20 [running]:\nmain.main.func1(0x0?)\n\t/m.go:23 +0x45\n\n"
@@ -98,6 +99,8 @@ def cases(f: Mapping[str, str]) -> list[tuple[str, list[str], str]]:
         ("bad workload parameter value", r + ["--param", "live=lots"], "live='lots'"),
         ("arena too small", ["run", "-s", "bump", "-w", "random", "--ops", "5000", "--param", "dist=large",
                              "--arena-mb", "2", "--reps", "1"], "arena exhausted"),
+        ("latency with --check", r + ["--latency", "--check"], "do not combine with --check"),
+        ("latency sample of 0", r + ["--latency", "--sample", "0"], "argument --sample: expected a positive integer, got 0"),
         ("config: unknown key", r + ["--config", f["cfg_unknown"]], "unknown config key(s) colour"),
         ("config: zero batch size", r + ["--config", f["cfg_zero_batch"]], "batch: 0 is below the minimum 1"),
         ("config: batch above cache capacity", r + ["--config", f["cfg_batch_gt_cap"]],
@@ -110,6 +113,8 @@ def cases(f: Mapping[str, str]) -> list[tuple[str, list[str], str]]:
          "more than sc_max_objects 64"),
         ("suite: unknown strategy", ["bench", "--suite", f["suite_bad"], "--out", f["notrun"] + "/x"],
          "matrix 1: unknown strategy 'nope'"),
+        ("suite: latency not a boolean", ["bench", "--suite", f["suite_latency"], "--out", f["notrun"] + "/x"],
+         "'latency' and 'timeline' are true or false"),
         ("suite: no such file", ["bench", "--suite", "/nonexistent.toml"], "/nonexistent.toml: not a suite name"),
         ("results folder that is not one", ["report", f["notrun"]], "not an alloclab run folder"),
         ("unwritable output folder", ["bench", "--suite", "quick", "--out", "/proc/alloclab"],
