@@ -34,7 +34,7 @@ from alloclab.harness import runner
 from alloclab.harness.limits import DEFAULT_ARENA_MB, MAX_ARENA_MB, MAX_PROCS
 from alloclab.strategies._config import ConfigError
 
-BUILTIN_SUITES = ("quick", "full", "targets", "scaling")
+BUILTIN_SUITES = ("quick", "full", "targets", "scaling", "real")
 MATRIX_KEYS = {"strategies", "workloads", "procs", "modes", "configs", "latency", "timeline"}
 SUITE_KEYS = {"name", "description", "reps", "processes", "seed", "arena_mb", "pilot"}
 # A suite file that does not say: five fresh processes of one repetition each. Five is the
@@ -157,7 +157,18 @@ def load_suite(spec: str, reps: int | None = None, config_override=None, process
                 raise SuiteError(f"{where}: each workload is a name or a table with 'name'")
             w = dict(w)
             name = w.pop("name")
-            if not name.startswith("trace:"):
+            if name.startswith("real:"):   # a real program's recorded trace (harness/real_programs.py)
+                from alloclab.harness import real_programs
+                try:
+                    real_programs.check_params(name, w)
+                    why = real_programs.unavailable(name)
+                except ValueError as e:
+                    raise SuiteError(f"{where}: {e}") from None
+                if why is not None:
+                    if why not in suite.skipped:
+                        suite.skipped.append(why)
+                    continue
+            elif not name.startswith("trace:"):
                 try:
                     mod = workloads.get(name)
                 except workloads.UnknownWorkload as e:
@@ -193,6 +204,9 @@ def load_suite(spec: str, reps: int | None = None, config_override=None, process
                 if c and not any(k in mod.Config().to_dict() for k in c):
                     continue  # a config variant for another strategy
                 for (wname, wp), p, mode in itertools.product(wl, procs, modes):
+                    if wname.startswith("real:"):   # a recorded trace has its own P count
+                        from alloclab.harness import real_programs
+                        p = real_programs.program(wname).procs
                     cell = Cell(s, cfg, wname, wp, p, mode, suite.seed)
                     key = (s, cfg.config_hash(), cell.trace_key, mode)
                     if key not in seen:
@@ -205,6 +219,9 @@ def load_suite(spec: str, reps: int | None = None, config_override=None, process
 
 
 def _make_trace(cell: Cell):
+    if cell.workload.startswith("real:"):
+        from alloclab.harness import real_programs
+        return real_programs.trace(cell.workload, cell.wparams)
     params = dict(cell.wparams)
     scale = float(params.pop("scale", 1.0))
     return workloads.generate(cell.workload, procs=cell.procs, seed=cell.seed, scale=scale, **params)

@@ -111,3 +111,95 @@ def test_cli_import_writes_the_trace(tmp_path, capsys):
     assert tr.procs == 2 and len(tr) == 12
     assert tr.meta["import_report"]["extra"]["goroutines"] == 5
     assert "goroutine_to_p: round-robin over 2 Ps" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- recording and the real suite
+
+needs_go = pytest.mark.skipif(not HAVE_GO, reason="no Go toolchain: real Go programs cannot be recorded")
+
+
+@needs_go
+def test_record_a_small_go_program_end_to_end(tmp_path, monkeypatch):
+    from alloclab.harness import real_programs as RP
+    from alloclab.harness.runner import run_cell
+    from alloclab import strategies
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # the build and the trace stay here
+    monkeypatch.setenv("GOGC", "5")   # a small run still reaches a GC (a 200 KB heap target), so it frees
+    if RP.unavailable("real:go-lrucache"):
+        pytest.skip(RP.unavailable("real:go-lrucache"))
+    params = {"workers": 2, "ops": 200, "keys": 300, "capacity": 50}
+    lines = []
+    tr = RP.trace("real:go-lrucache", params, log=lines.append)
+    path = RP.trace_path("real:go-lrucache", params)
+    assert path.is_file() and path.is_relative_to(tmp_path) and "recorded real:go-lrucache" in lines[0]
+    assert tr.procs == 4 and tr.meta["goroutines"] >= 3 and (tr.op == 1).any()
+    # both kinds: pointerful list entries (heap) and byte-slice values (noscan)
+    assert set(tr.kind[tr.op == 0].tolist()) >= {0, 1}
+    # no temporary log left behind; a second call loads the cached trace instead of recording
+    assert not list(Path(tmp_path).rglob("allocfreetrace.log"))
+    again = RP.trace("real:go-lrucache", params, log=lines.append)
+    assert len(lines) == 1 and len(again) == len(tr)
+    # a different parameter is a different recording
+    assert RP.trace_path("real:go-lrucache", dict(params, ops=201)) != path
+    [(_, r)] = run_cell("freelist", strategies.get("freelist").Config(), tr, reps=1, check=True, arena_mb=256)
+    assert r.status == "ok", r.error
+
+
+def test_missing_toolchain_skips_the_real_cells_with_the_reason(monkeypatch):
+    from alloclab.harness import bench, real_programs as RP
+
+    monkeypatch.setattr(RP.shutil, "which", lambda name: None)
+    assert "no Go toolchain on PATH" in RP.unavailable("real:go-httpserver")
+    suite = bench.load_suite("real")
+    assert not [c for c in suite.cells if c.workload.startswith("real:")]
+    real_skips = [why for why in suite.skipped if why.startswith("real:")]
+    assert len(real_skips) == len(RP.PROGRAMS) and all("no Go toolchain on PATH" in why for why in real_skips)
+    with pytest.raises(RP.RecordingError, match="no Go toolchain"):
+        RP.trace("real:go-gofmt")
+
+
+def test_go_without_allocfreetrace_is_a_reason(monkeypatch):
+    from alloclab.harness import real_programs as RP
+
+    monkeypatch.setattr(RP, "go_toolchain", lambda: ("/usr/bin/go", "go1.23.1"))
+    assert "removed in Go 1.22" in RP.unavailable("real:go-gofmt")
+
+
+def test_suite_refuses_unknown_programs_and_parameters(tmp_path):
+    from alloclab.harness import bench
+
+    for wl, msg in (('{ name = "real:redis" }', "unknown real program 'real:redis'"),
+                    ('{ name = "real:go-gofmt", lines = 3 }', "has no parameter(s) lines"),
+                    ('{ name = "real:go-gofmt", rounds = 0 }', "rounds must be a positive integer")):
+        f = tmp_path / "s.toml"
+        f.write_text(f'[[matrix]]\nstrategies = ["go"]\nworkloads = [{wl}]\n')
+        with pytest.raises(bench.SuiteError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            bench.load_suite(str(f))
+
+
+@needs_go
+def test_real_cells_take_the_recording_s_procs(monkeypatch):
+    from alloclab.harness import bench, real_programs as RP
+
+    if RP.unavailable("real:go-gofmt"):
+        pytest.skip(RP.unavailable("real:go-gofmt"))
+    suite = bench.load_suite("real")
+    real = [c for c in suite.cells if c.workload.startswith("real:")]
+    assert real and {c.procs for c in real} == {4}
+    assert {c.workload for c in real} == set(RP.names())
+
+
+# ---------------------------------------------------------------- trace shape
+
+def test_shape_of_a_hand_made_trace():
+    from alloclab.harness.report_real import shape
+    from alloclab.workloads.trace import make_trace
+
+    # obj 0 (16 B, P0) freed on P1 after 2 ops; obj 1 (200 B, P0) freed on P0 after 2 ops; obj 2 (40 KiB) live
+    tr = make_trace(np.array([0, 0, 1, 1, 0], np.int16), np.array([0, 0, 1, 0, 1], np.int8), np.zeros(5, np.int8),
+                    np.array([16, 200, 16, 40960, 200], np.int32), np.array([0, 1, 0, 2, 1], np.int64), procs=2)
+    s = shape(tr, goroutines=3)
+    assert (s["allocs"], s["size_p50"], s["cross_p_free"], s["never_freed"]) == (3, 200.0, 0.5, round(1 / 3, 3))
+    assert (s["share_<=16"], s["share_129-1K"], s["share_>32K"]) == (0.333, 0.333, 0.333)
+    assert (s["life_p50"], s["objects_per_goroutine"]) == (2.5, 1.0)

@@ -1,0 +1,211 @@
+"""Real programs as workloads: small Go programs kept in the repo, recorded once per machine.
+
+A real workload is named ``real:<program>`` (in a suite: ``{ name =
+"real:go-httpserver" }``, with any of the program's parameters as keys). Its
+trace comes from ``trace(name, params)``:
+
+1. the program (``workloads/programs/go/<dir>/main.go``, standard library
+   only) is built with the local Go toolchain, once per source and toolchain,
+   into ``~/.cache/alloclab/real-go-<dir>-<key>/``;
+2. it runs with ``GODEBUG=allocfreetrace=1`` and ``GOMAXPROCS`` = the
+   program's P count, its stderr (the log: ~1.8 KB and ~0.3-0.4 ms per event)
+   going to a temporary file;
+3. the log is imported (``importers.import_go_allocfreetrace``, streamed;
+   goroutines dealt round-robin to the same P count; an event cut at exit by
+   the background sweeper is dropped and counted) and the log deleted;
+4. the trace is saved as ``~/.cache/alloclab/real-traces/<program>-<go
+   version>-<key>.parquet``, the key hashing the program's source, its input
+   files, its parameters, the P count and the Go version. Later runs load it.
+
+The programs are sized so that a recording takes well under two minutes on a
+2-core machine; each one's source says what allocation pattern it stands for.
+
+What cannot run here is a reason, not a failure: ``unavailable(name)`` says
+why (no ``go`` on PATH; a Go without allocfreetrace, i.e. 1.22 or later) and
+the bench suite skips those cells with it. A program that fails while being
+recorded raises ``RecordingError`` (one line).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alloclab.harness.native_build import BuildError, build_once, cache_folder
+from alloclab.strategies._numba_cache import cache_root
+
+PREFIX = "real:"
+GO_DIR = Path(__file__).resolve().parent.parent / "workloads" / "programs" / "go"
+RECORD_TIMEOUT_S = 600
+# a trace recorded by an older importer is recorded again: bump when the import's output changes
+IMPORT_VERSION = 1
+
+
+class RecordingError(ValueError):
+    """A real program could not be built, run or imported (one line)."""
+
+
+@dataclass(frozen=True)
+class GoProgram:
+    dir: str                       # workloads/programs/go/<dir>/main.go
+    about: str
+    params: dict = field(default_factory=dict)   # flag -> default value (each a -flag=value argument)
+    inputs: tuple[str, ...] = ()   # files under workloads/programs/go passed as arguments (hashed into the key)
+    procs: int = 4                 # GOMAXPROCS, and the Ps the goroutines are dealt to
+
+    def source(self) -> Path:
+        return GO_DIR / self.dir / "main.go"
+
+
+# Sizes: each recording is ~50-80k events (allocfreetrace costs ~0.3-0.4 ms of the program's time per
+# event here): enough for the shape of the workload, small enough to record in under a minute.
+PROGRAMS: dict[str, GoProgram] = {
+    "go-httpserver": GoProgram("httpserver", "net/http server, a goroutine per connection, 4 loopback clients",
+                               {"requests": 600, "clients": 4}),
+    "go-jsonpipeline": GoProgram("jsonpipeline", "channel pipeline: generate -> json.Marshal -> json.Unmarshal",
+                                 {"records": 2500, "workers": 2, "buffer": 16}),
+    "go-gofmt": GoProgram("gofmt", "go/parser + go/printer over the repo's Go programs, one goroutine",
+                          {"rounds": 6},
+                          inputs=("httpserver/main.go", "jsonpipeline/main.go", "gofmt/main.go", "lrucache/main.go")),
+    "go-lrucache": GoProgram("lrucache", "mutex-guarded LRU cache shared by 4 workers, gets and puts",
+                             {"workers": 4, "ops": 4000, "capacity": 2000, "keys": 8000}),
+}
+
+
+def names() -> list[str]:
+    return [PREFIX + n for n in PROGRAMS]
+
+
+def program(name: str) -> GoProgram:
+    """The program of ``real:<name>``; ValueError naming the choices for another name."""
+    key = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    if key not in PROGRAMS:
+        raise ValueError(f"unknown real program {name!r}; choose from {', '.join(names())}")
+    return PROGRAMS[key]
+
+
+def check_params(name: str, params: dict) -> dict:
+    """The program's parameters with ``params`` applied; ValueError for an unknown key or a non-integer."""
+    prog = program(name)
+    bad = sorted(set(params) - set(prog.params))
+    if bad:
+        raise ValueError(f"real program {name!r} has no parameter(s) {', '.join(bad)} "
+                         f"(it has {', '.join(prog.params)})")
+    out = dict(prog.params)
+    for k, v in params.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"real program {name!r}: {k} must be a positive integer, got {v!r}")
+        out[k] = v
+    return out
+
+
+def go_toolchain() -> tuple[str | None, str | None]:
+    """(path of ``go``, its version like ``go1.19.8``), each None when missing."""
+    go = shutil.which("go")
+    if go is None:
+        return None, None
+    from alloclab.strategies.go_runtime import go_version
+    return go, go_version(go)
+
+
+def unavailable(name: str) -> str | None:
+    """Why ``real:<name>`` cannot be recorded here, or None. ValueError for an unknown program."""
+    program(name)
+    go, version = go_toolchain()
+    if go is None:
+        return f"{name}: skipped, no Go toolchain on PATH (apt-get install golang-go)"
+    m = re.match(r"go(\d+)\.(\d+)", version or "")
+    if m is None:
+        return f"{name}: skipped, `go version` did not answer"
+    if (int(m.group(1)), int(m.group(2))) >= (1, 22):
+        return (f"{name}: skipped, {version} has no GODEBUG=allocfreetrace (removed in Go 1.22; Go 1.19-1.21 "
+                f"record these traces)")
+    return None
+
+
+def _key(prog: GoProgram, params: dict, version: str) -> str:
+    h = hashlib.sha1()
+    for f in (prog.source(), *(GO_DIR / i for i in prog.inputs)):
+        h.update(f.read_bytes())
+    h.update(json.dumps([params, prog.inputs, prog.procs, version, IMPORT_VERSION], sort_keys=True).encode())
+    return h.hexdigest()[:12]
+
+
+def trace_path(name: str, params: dict | None = None, cache_dir: Path | None = None) -> Path:
+    """Where ``real:<name>``'s trace is (or will be) cached for this toolchain."""
+    prog = program(name)
+    params = check_params(name, params or {})
+    _, version = go_toolchain()
+    base = (cache_dir or cache_root()) / "real-traces"
+    return base / f"{name.removeprefix(PREFIX)}-{version or 'nogo'}-{_key(prog, params, version or '')}.parquet"
+
+
+def _build(prog: GoProgram, go: str, version: str) -> Path:
+    src = prog.source()
+    folder = cache_folder(f"real-go-{prog.dir}", src.read_bytes(), version)
+    env = dict(os.environ, GO111MODULE="off", GOPROXY="off", GOTOOLCHAIN="local", CGO_ENABLED="0",
+               GOCACHE=str(folder / "gocache"))
+    try:
+        return build_once(folder, prog.dir, lambda out: [go, "build", "-o", str(out), str(src)],
+                          what=f"go build {src}", env=env, timeout=300, error=RecordingError)
+    except BuildError as e:
+        raise RecordingError(str(e)) from None
+
+
+def trace(name: str, params: dict | None = None, *, cache_dir: Path | None = None, log=None):
+    """``real:<name>``'s trace: loaded from the cache, else recorded now (see the module docstring).
+
+    ``log(line)``, when given, hears what a recording does and what it cost."""
+    from alloclab.workloads import importers
+    from alloclab.workloads import trace as T
+
+    why = unavailable(name)
+    if why is not None:
+        raise RecordingError(why)
+    prog = program(name)
+    params = check_params(name, params or {})
+    path = trace_path(name, params, cache_dir)
+    if path.is_file():
+        return T.load(path)
+    go, version = go_toolchain()
+    exe = _build(prog, go, version)
+    argv = [str(exe)] + [f"-{k}={v}" for k, v in params.items()] + [str(GO_DIR / i) for i in prog.inputs]
+    env = dict(os.environ, GODEBUG="allocfreetrace=1", GOMAXPROCS=str(prog.procs))
+    tmp = tempfile.mkdtemp(prefix="alloclab-real-")
+    try:
+        logf = Path(tmp) / "allocfreetrace.log"
+        t0 = time.monotonic()
+        try:
+            with open(logf, "wb") as err:
+                res = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                     timeout=RECORD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RecordingError(f"{name}: still running after {RECORD_TIMEOUT_S} s (killed)") from None
+        except OSError as e:
+            raise RecordingError(f"{name}: cannot run {exe} ({e.strerror})") from None
+        run_s = time.monotonic() - t0
+        if res.returncode != 0:
+            raise RecordingError(f"{name}: exited with status {res.returncode} while recorded")
+        log_bytes = logf.stat().st_size
+        t1 = time.monotonic()
+        tr, report = importers.import_go_allocfreetrace(logf, procs=prog.procs, truncated_tail_ok=True)
+        import_s = time.monotonic() - t1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report.source = f"{name} ({' '.join(argv[1:])})"
+    tr.meta.update(generator=name, source=report.source, params=params, go_version=version,
+                   import_report=report.to_dict(), goroutines=report.extra.get("goroutines", 0),
+                   recording=dict(run_s=round(run_s, 2), import_s=round(import_s, 2), log_bytes=log_bytes))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    T.save(tr, path)
+    if log is not None:
+        log(f"recorded {name}: {report.ops:,} ops from {log_bytes / 1e6:.0f} MB of log in {run_s:.0f} s "
+            f"(+{import_s:.0f} s import) -> {path}")
+    return tr
