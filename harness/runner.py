@@ -230,6 +230,8 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
     procs = trace.procs
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
+    if d.is_external and instrument:
+        raise ValueError(f"{strategy} replays traces itself: no latency or timeline from the harness")
     if d.is_external:
         # a real peer outside numba (the Go runtime): it replays the trace itself and
         # returns one RunResult per repetition, warm-up included on its side
