@@ -8,14 +8,14 @@ trace comes from ``trace(name, params)``:
    only) is built with the local Go toolchain, once per source and toolchain,
    into ``~/.cache/alloclab/real-go-<dir>-<key>/``;
 2. it runs with ``GODEBUG=allocfreetrace=1`` and ``GOMAXPROCS`` = the
-   program's P count, its stderr (the log: ~1.8 KB and ~0.3-0.4 ms per event)
+   program's P count and GOGC, its stderr (the log, a stack trace per event)
    going to a temporary file;
 3. the log is imported (``importers.import_go_allocfreetrace``, streamed;
    goroutines dealt round-robin to the same P count; an event cut at exit by
    the background sweeper is dropped and counted) and the log deleted;
 4. the trace is saved as ``~/.cache/alloclab/real-traces/<program>-<go
    version>-<key>.parquet``, the key hashing the program's source, its input
-   files, its parameters, the P count and the Go version. Later runs load it.
+   files, its parameters, the P count, GOGC and the Go version. Later runs load it.
 
 The programs are sized so that a recording takes well under two minutes on a
 2-core machine; each one's source says what allocation pattern it stands for.
@@ -38,11 +38,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alloclab import workloads
 from alloclab.harness.native_build import BuildError, build_once, cache_folder
 from alloclab.strategies._numba_cache import cache_root
 
 PREFIX = "real:"
-GO_DIR = Path(__file__).resolve().parent.parent / "workloads" / "programs" / "go"
+GO_DIR = Path(workloads.__file__).resolve().parent / "programs" / "go"   # package data (pyproject.toml)
 RECORD_TIMEOUT_S = 600
 # a trace recorded by an older importer is recorded again: bump when the import's output changes
 IMPORT_VERSION = 1
@@ -59,21 +60,26 @@ class GoProgram:
     params: dict = field(default_factory=dict)   # flag -> default value (each a -flag=value argument)
     inputs: tuple[str, ...] = ()   # files under workloads/programs/go passed as arguments (hashed into the key)
     procs: int = 4                 # GOMAXPROCS, and the Ps the goroutines are dealt to
+    gogc: int = 100                # GOGC for the run: the log's frees come at GC sweeps, so this sets when objects die
 
     def source(self) -> Path:
         return GO_DIR / self.dir / "main.go"
 
 
-# Sizes: each recording is ~50-80k events (allocfreetrace costs ~0.3-0.4 ms of the program's time per
-# event here): enough for the shape of the workload, small enough to record in under a minute.
+# Sizes: 30-120k events each (allocfreetrace prints a stack trace per event, so the cost per event grows
+# with stack depth: gofmt's recursive parser is the dearest): enough for the shape of the workload, small
+# enough that each records in well under two minutes (times in docs/findings.md).
 PROGRAMS: dict[str, GoProgram] = {
     "go-httpserver": GoProgram("httpserver", "net/http server, a goroutine per connection, 4 loopback clients",
                                {"requests": 600, "clients": 4}),
     "go-jsonpipeline": GoProgram("jsonpipeline", "channel pipeline: generate -> json.Marshal -> json.Unmarshal",
                                  {"records": 2500, "workers": 2, "buffer": 16}),
+    # GOGC=10: its live heap (one file's syntax tree) stays under the runtime's 4 MB minimum heap goal, so at
+    # the default GOGC it never collects and the trace would hold no free at all
     "go-gofmt": GoProgram("gofmt", "go/parser + go/printer over the repo's Go programs, one goroutine",
-                          {"rounds": 6},
-                          inputs=("httpserver/main.go", "jsonpipeline/main.go", "gofmt/main.go", "lrucache/main.go")),
+                          {"rounds": 3},
+                          inputs=("httpserver/main.go", "jsonpipeline/main.go", "gofmt/main.go", "lrucache/main.go"),
+                          gogc=10),
     "go-lrucache": GoProgram("lrucache", "mutex-guarded LRU cache shared by 4 workers, gets and puts",
                              {"workers": 4, "ops": 4000, "capacity": 2000, "keys": 8000}),
 }
@@ -134,7 +140,8 @@ def _key(prog: GoProgram, params: dict, version: str) -> str:
     h = hashlib.sha1()
     for f in (prog.source(), *(GO_DIR / i for i in prog.inputs)):
         h.update(f.read_bytes())
-    h.update(json.dumps([params, prog.inputs, prog.procs, version, IMPORT_VERSION], sort_keys=True).encode())
+    h.update(json.dumps([params, prog.inputs, prog.procs, prog.gogc, version, IMPORT_VERSION],
+                        sort_keys=True).encode())
     return h.hexdigest()[:12]
 
 
@@ -177,7 +184,7 @@ def trace(name: str, params: dict | None = None, *, cache_dir: Path | None = Non
     go, version = go_toolchain()
     exe = _build(prog, go, version)
     argv = [str(exe)] + [f"-{k}={v}" for k, v in params.items()] + [str(GO_DIR / i) for i in prog.inputs]
-    env = dict(os.environ, GODEBUG="allocfreetrace=1", GOMAXPROCS=str(prog.procs))
+    env = dict(os.environ, GODEBUG="allocfreetrace=1", GOMAXPROCS=str(prog.procs), GOGC=str(prog.gogc))
     tmp = tempfile.mkdtemp(prefix="alloclab-real-")
     try:
         logf = Path(tmp) / "allocfreetrace.log"

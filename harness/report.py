@@ -562,7 +562,8 @@ def _lazy(module: str, name: str = "section"):
 # _lazy("alloclab.harness.report_<x>"), that module's ``section(inp)``.
 SECTIONS: list = [_scaling_section, _tuning_section, _lazy("alloclab.harness.report_ranking"),
                   _lazy("alloclab.harness.report_fidelity"),
-                  _lazy("alloclab.harness.report_latency")]
+                  _lazy("alloclab.harness.report_latency"),
+                  _lazy("alloclab.harness.report_real")]
 
 
 def register_section(builder, *, before=None) -> None:

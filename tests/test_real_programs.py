@@ -7,6 +7,7 @@ kept with its first goroutine only).
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -125,7 +126,8 @@ def test_record_a_small_go_program_end_to_end(tmp_path, monkeypatch):
     from alloclab import strategies
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # the build and the trace stay here
-    monkeypatch.setenv("GOGC", "5")   # a small run still reaches a GC (a 200 KB heap target), so it frees
+    # GOGC=5: a small run still reaches a GC (a 200 KB heap goal), so its trace has frees
+    monkeypatch.setitem(RP.PROGRAMS, "go-lrucache", dataclasses.replace(RP.PROGRAMS["go-lrucache"], gogc=5))
     if RP.unavailable("real:go-lrucache"):
         pytest.skip(RP.unavailable("real:go-lrucache"))
     params = {"workers": 2, "ops": 200, "keys": 300, "capacity": 50}

@@ -1,0 +1,105 @@
+"""The report's "real programs" section: the shape of each recorded trace beside the synthetic workloads.
+
+``shape(trace)`` is one row of the trace-shape table: ops, peak live bytes, the
+size distribution (median, p90, shares by band), the cross-P free share, the
+lifetime distribution in ops between an object's alloc and its free, the share
+never freed, and objects per goroutine (a recorded trace: allocations over the
+goroutines its log names; a synthetic one: over the goroutines the simulator
+spawned).
+
+The section appears when a run holds ``real:`` workloads. Beside their traces
+(loaded from the recording cache) it puts ``web`` and ``pipeline`` at
+``SYNTHETIC_SCALE`` on the same P count, the pairs the synthetic-against-real
+comparison in docs/findings.md reads.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alloclab.harness.report import ReportInput, Section
+
+SYNTHETIC = ("web", "pipeline")
+SYNTHETIC_SCALE = 0.05
+BANDS = ((16, "<=16"), (128, "17-128"), (1024, "129-1K"), (32768, "1K-32K"))
+TITLE = "Real programs: the shape of each trace"
+NOTE = ("Traces recorded from the Go programs in workloads/programs/go (GODEBUG=allocfreetrace=1), beside the "
+        "synthetic web and pipeline workloads on the same P count. Sizes of recorded traces are Go's size "
+        "classes (the log prints the rounded size); their frees happen at sweep time on the sweeping "
+        "goroutine, so lifetimes include the wait for the next GC and most frees run on P 0. Lifetime is "
+        "in ops between an object's alloc and its free; cross-P is the share of frees on another P than "
+        "the alloc.")
+
+
+def shape(tr, goroutines: int | None = None) -> dict:
+    """One trace's shape (see the module docstring); ``goroutines``: for objects per goroutine."""
+    alloc = tr.op == 0
+    sizes = tr.size[alloc].astype(np.int64)
+    s = tr.stats()
+    nobj = tr.nobj
+    at = np.full(nobj, -1, np.int64)
+    idx = np.arange(len(tr), dtype=np.int64)
+    at[tr.obj[alloc]] = idx[alloc]
+    alloc_p = np.full(nobj, -1, np.int16)
+    alloc_p[tr.obj[alloc]] = tr.p[alloc]
+    fr = ~alloc
+    life = idx[fr] - at[tr.obj[fr]]
+    row = dict(ops=s["ops"], procs=tr.procs, allocs=s["allocs"], peak_live_kb=round(s["peak_live_bytes"] / 1024, 1),
+               size_p50=float(np.median(sizes)) if len(sizes) else 0.0,
+               size_p90=float(np.quantile(sizes, 0.9)) if len(sizes) else 0.0)
+    lo = 0
+    for hi, band in BANDS:
+        row[f"share_{band}"] = round(float(((sizes > lo) & (sizes <= hi)).mean()), 3) if len(sizes) else 0.0
+        lo = hi
+    row["share_>32K"] = round(float((sizes > lo).mean()), 3) if len(sizes) else 0.0
+    row["cross_p_free"] = round(float((alloc_p[tr.obj[fr]] != tr.p[fr]).mean()), 3) if fr.any() else 0.0
+    for q in (0.5, 0.9, 0.99):
+        row[f"life_p{int(q * 100)}"] = float(np.quantile(life, q)) if len(life) else float("nan")
+    row["never_freed"] = round(1 - len(life) / max(1, s["allocs"]), 3)
+    row["objects_per_goroutine"] = round(s["allocs"] / goroutines, 1) if goroutines else float("nan")
+    return row
+
+
+def goroutines_of(tr) -> int | None:
+    """Goroutines behind a trace: a recording's log names them, the simulator counts its spawns."""
+    if "goroutines" in tr.meta:
+        return int(tr.meta["goroutines"])
+    spawns = (tr.meta.get("sim") or {}).get("spawns")
+    return int(spawns) if spawns else None
+
+
+def shape_table(traces: dict) -> pd.DataFrame:
+    """{name: trace} -> the trace-shape table, one row per trace."""
+    rows = [dict(trace=name, **shape(tr, goroutines_of(tr))) for name, tr in traces.items()]
+    return pd.DataFrame(rows)
+
+
+def traces_for(real_workloads, procs: int = 4) -> dict:
+    """The recorded traces that are in the cache (none is recorded here) and the synthetic pairs."""
+    from alloclab import workloads
+    from alloclab.harness import real_programs
+    from alloclab.workloads import trace as T
+
+    out = {}
+    for name in real_workloads:
+        try:
+            path = real_programs.trace_path(name)
+        except ValueError:
+            continue
+        if path.is_file():
+            out[name] = T.load(path)
+    for name in SYNTHETIC:
+        out[f"{name} (scale {SYNTHETIC_SCALE})"] = workloads.generate(name, procs=procs, seed=1, scale=SYNTHETIC_SCALE)
+    return out
+
+
+def section(inp: ReportInput) -> Section | None:
+    if inp.df.empty or "workload" not in inp.df:
+        return None
+    real = sorted(w for w in inp.df["workload"].unique() if str(w).startswith("real:"))
+    if not real:
+        return None
+    traces = traces_for(real)
+    if not any(k.startswith("real:") for k in traces):
+        return None
+    return Section(TITLE, NOTE, tables=(("Trace shapes", shape_table(traces)),))
