@@ -14,9 +14,11 @@ Cycles become ns with a calibration taken when the process first needs it:
 the counter against ``time.perf_counter_ns`` over ``CALIBRATE_S``. On x86
 the counter ticks at a constant rate whatever the core's clock does.
 
-What an op costs to time: two counter reads (~20-40 cycles each), the
-histogram update and the tag check; the time measured includes the
-executor's first write to the object (a program touches what it allocates).
+What an op costs to time: two counter reads, the histogram update and the
+tag check; the time measured includes the executor's first write to the
+object (a program touches what it allocates). The counter's own step bounds
+the resolution (``clock_step``): one tick on Intel, but AMD Zen parts advance
+it in steps at 100 MHz (10 ns), so there an op reads as 0, 10, 20 ... ns.
 
 Sampling (``--sample N``): 1 op in N by a hash of its index, so the same ops
 are timed on every run and the sample does not alias with the workload's own
@@ -37,6 +39,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from numba import njit
 
 from alloclab.harness import executor as ex
 from alloclab.strategies import _counters as C
@@ -80,6 +83,25 @@ def strategy_counters(descriptor) -> dict[int, str]:
 
 
 _NS_PER_CYCLE: float | None = None
+
+
+@njit(cache=True)
+def _steps(out):
+    prev = ex.cycle_counter()
+    k = 0
+    while k < out.shape[0]:
+        c = ex.cycle_counter()
+        if c != prev:
+            out[k] = c - prev
+            k += 1
+        prev = c
+
+
+def clock_step() -> int:
+    """How far the cycle counter usually advances between two reads that differ (its resolution, in ticks)."""
+    out = np.zeros(4096, np.int64)
+    _steps(out)
+    return int(np.median(out))
 
 
 def ns_per_cycle() -> float:

@@ -19,7 +19,8 @@ from alloclab.harness.report import CLAIMS, ReportInput, Section, _fig_to_png
 TITLE = "Latency distributions and memory over time"
 NOTE = ("One extra repetition per cell (bench's `latency = true` / `timeline = true`, or `alloclab run --latency "
         "--timeline`), apart from the timed ones: ns/op never includes the probe. Each alloc and free is timed with "
-        "the CPU's cycle counter inside the kernel (within 1.6% by the histogram, plus the counter's own ~10 ns); "
+        "the CPU's cycle counter inside the kernel (within 1.6% by the histogram; the counter's own step, 10 ns "
+        "on AMD Zen, 1 cycle on Intel, is the resolution); "
         "an op includes the first write to the object. The tail's causes are the strategies' own counters moving "
         "across the op; 'fast' = no slow-path counter moved (a cache miss, an interrupt, or a path without a "
         "counter). Timelines: a sample every 1/1000 of the trace and one at its end.")
