@@ -274,8 +274,9 @@ def _run_probe(args, mod, config, tr, wparams, stats, store, run_id, started):
     if "latency" in r.extra:
         h = r.extra["latency"]
         every = "every op" if args.sample == 1 else f"1 op in {args.sample}"
-        print(f"  latency ({every}, +-{latency.RELATIVE_ERROR:.1%}, ns at {1 / latency.ns_per_cycle():.2f} GHz "
-              f"cycle counter):")
+        ghz, step = 1 / latency.ns_per_cycle(), latency.clock_step()
+        print(f"  latency ({every}; histogram +-{latency.RELATIVE_ERROR:.1%}; cycle counter at {ghz:.2f} GHz, "
+              f"in steps of {step} = {step / ghz:.1f} ns):")
         for i in range(len(latency.OPS)):
             print(latency.summary_line(h, i))
     if "timeline" in r.extra:
