@@ -84,3 +84,28 @@ def test_sparkline_shows_the_shape():
     s = T.sparkline([0, 1, 2, 3, 4, 8, 4, 0], width=8)
     assert len(s) == 8 and s[5] == T.SPARK[-1] and s[0] == T.SPARK[1]
     assert T.sparkline([]) == ""
+
+
+def test_a_suite_matrix_turns_both_on_and_the_report_draws_them(tmp_path, capsys):
+    from alloclab.harness import bench
+    from alloclab.harness import report_latency as RL
+    from alloclab.harness.report import ReportInput
+
+    p = tmp_path / "s.toml"
+    p.write_text("[suite]\nname = 'lt'\nprocesses = 1\nreps = 1\narena_mb = 256\n[[matrix]]\nstrategies = ['bump']\n"
+                 "workloads = [{ name = 'random', ops = 3000 }, { name = 'phase-shift', scale = 0.01 }]\n"
+                 "latency = true\ntimeline = true\n")
+    suite = bench.load_suite(str(p))
+    assert all(c.latency and c.timeline for c in suite.cells)
+    out = tmp_path / "run"
+    summary = bench.run_suite(suite, out, progress=False, log=lambda *a: None)
+    assert summary["probed"] == 2
+    assert len(R.load([out])) == 2   # the timed rows, apart from the probes
+    tl = R.load_table([out], "timeline")
+    assert set(tl["workload"]) == {"random", "phase-shift"}
+    assert bench.run_suite(suite, out, resume=True, progress=False, log=lambda *a: None)["probed"] == 0
+    df = R.load([out]).assign(label="bump")
+    sec = RL.section(ReportInput(df, df, (out,), "bump"))
+    assert {slug for slug, _, _ in sec.figures} == {"latency-ccdf", "latency-tail", "memory-timeline"}
+    pct = dict(sec.tables)["Latency per op (ns): mean, percentiles, max and ops timed"]
+    assert set(pct["op"]) == {"alloc", "free"} and (pct["p99.9"] <= pct["max"]).all()
