@@ -74,12 +74,9 @@ PROGRAMS: dict[str, GoProgram] = {
                                {"requests": 600, "clients": 4}),
     "go-jsonpipeline": GoProgram("jsonpipeline", "channel pipeline: generate -> json.Marshal -> json.Unmarshal",
                                  {"records": 2500, "workers": 2, "buffer": 16}),
-    # GOGC=10: its live heap (one file's syntax tree) stays under the runtime's 4 MB minimum heap goal, so at
-    # the default GOGC it never collects and the trace would hold no free at all
     "go-gofmt": GoProgram("gofmt", "go/parser + go/printer over the repo's Go programs, one goroutine",
-                          {"rounds": 3},
-                          inputs=("httpserver/main.go", "jsonpipeline/main.go", "gofmt/main.go", "lrucache/main.go"),
-                          gogc=10),
+                          {"rounds": 5},
+                          inputs=("httpserver/main.go", "jsonpipeline/main.go", "gofmt/main.go", "lrucache/main.go")),
     "go-lrucache": GoProgram("lrucache", "mutex-guarded LRU cache shared by 4 workers, gets and puts",
                              {"workers": 4, "ops": 4000, "capacity": 2000, "keys": 8000}),
 }
