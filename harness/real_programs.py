@@ -1,4 +1,5 @@
-"""Real programs as workloads: small Go programs kept in the repo, recorded once per machine.
+"""Real programs as workloads: small Go programs kept in the repo, and C programs from Debian packages
+running inputs kept in the repo, each recorded once per machine.
 
 A real workload is named ``real:<program>`` (in a suite: ``{ name =
 "real:go-httpserver" }``, with any of the program's parameters as keys). Its
@@ -17,11 +18,20 @@ trace comes from ``trace(name, params)``:
    version>-<key>.parquet``, the key hashing the program's source, its input
    files, its parameters, the P count, GOGC and the Go version. Later runs load it.
 
+A C program (``CProgram``: sqlite3 on a SQL script, python3 with
+PYTHONMALLOC=malloc on a stdlib-heavy script, both under
+``workloads/programs/``) runs under alloclab's LD_PRELOAD recorder
+(``workloads/recorder.py``; the installed binary itself, not a wrapper or a
+shim, so the recorded process is the program) and is cached the same way,
+keyed by its input, arguments, the binary's bytes and the recorder's source.
+
 The programs are sized so that a recording takes well under two minutes on a
-2-core machine; each one's source says what allocation pattern it stands for.
+2-core machine; each one's source (or input) says what allocation pattern it
+stands for.
 
 What cannot run here is a reason, not a failure: ``unavailable(name)`` says
-why (no ``go`` on PATH; a Go without allocfreetrace, i.e. 1.22 or later) and
+why (no ``go`` on PATH; a Go without allocfreetrace, i.e. 1.22 or later; a
+package not installed; no C compiler for the recorder) and
 the bench suite skips those cells with it. A program that fails while being
 recorded raises ``RecordingError`` (one line).
 """
@@ -43,7 +53,8 @@ from alloclab.harness.native_build import BuildError, build_once, cache_folder
 from alloclab.strategies._numba_cache import cache_root
 
 PREFIX = "real:"
-GO_DIR = Path(workloads.__file__).resolve().parent / "programs" / "go"   # package data (pyproject.toml)
+PROGRAMS_DIR = Path(workloads.__file__).resolve().parent / "programs"   # package data (pyproject.toml)
+GO_DIR = PROGRAMS_DIR / "go"
 RECORD_TIMEOUT_S = 600
 # a trace recorded by an older importer is recorded again: bump when the import's output changes
 IMPORT_VERSION = 1
@@ -69,7 +80,7 @@ class GoProgram:
 # Sizes: 30-120k events each (allocfreetrace prints a stack trace per event, so the cost per event grows
 # with stack depth: gofmt's recursive parser is the dearest): enough for the shape of the workload, small
 # enough that each records in well under two minutes (times in docs/findings.md).
-PROGRAMS: dict[str, GoProgram] = {
+PROGRAMS: dict[str, GoProgram | CProgram] = {
     "go-httpserver": GoProgram("httpserver", "net/http server, a goroutine per connection, 4 loopback clients",
                                {"requests": 600, "clients": 4}),
     "go-jsonpipeline": GoProgram("jsonpipeline", "channel pipeline: generate -> json.Marshal -> json.Unmarshal",
@@ -80,6 +91,33 @@ PROGRAMS: dict[str, GoProgram] = {
     "go-lrucache": GoProgram("lrucache", "mutex-guarded LRU cache shared by 4 workers, gets and puts",
                              {"workers": 4, "ops": 4000, "capacity": 2000, "keys": 8000}),
 }
+
+
+@dataclass(frozen=True)
+class CProgram:
+    exe: str                       # the installed binary, run directly (not a wrapper, not a pyenv shim)
+    package: str                   # the Debian package that installs it (.ci/apt-packages)
+    about: str
+    args: tuple[str, ...]          # "{input}" stands for the input's path
+    input: str                     # a file under workloads/programs
+    env: tuple[tuple[str, str], ...] = ()
+    procs: int = 1                 # its threads (the recorder maps each thread to a P)
+    params: dict = field(default_factory=dict)   # none: the input decides the run
+
+    def argv(self) -> list[str]:
+        return [self.exe] + [a.replace("{input}", str(PROGRAMS_DIR / self.input)) for a in self.args]
+
+
+# python3's script is not named *.py: numba's cache is keyed by every *.py under workloads/, and an
+# edit to an input should not cost every kernel a recompile
+C_PROGRAMS: dict[str, CProgram] = {
+    "sqlite3": CProgram("/usr/bin/sqlite3", "sqlite3", "sqlite3 running an order-processing SQL script in memory",
+                        (":memory:", ".read {input}"), "sql/orders.sql"),
+    "python3": CProgram("/usr/bin/python3", "python3", "CPython with PYTHONMALLOC=malloc: json, re, Counter on 4 "
+                        "threads", ("-S", "{input}"), "python/stdlib_mix.python", env=(("PYTHONMALLOC", "malloc"),),
+                        procs=4),
+}
+PROGRAMS.update(C_PROGRAMS)
 
 
 def names() -> list[str]:
@@ -120,7 +158,14 @@ def go_toolchain() -> tuple[str | None, str | None]:
 
 def unavailable(name: str) -> str | None:
     """Why ``real:<name>`` cannot be recorded here, or None. ValueError for an unknown program."""
-    program(name)
+    prog = program(name)
+    if isinstance(prog, CProgram):
+        from alloclab.workloads import recorder
+        if not os.path.isfile(prog.exe):
+            return f"{name}: skipped, {prog.exe} is not installed (apt-get install {prog.package})"
+        if recorder.compiler() is None:
+            return f"{name}: skipped, no C compiler to build the recorder (apt-get install gcc)"
+        return None
     go, version = go_toolchain()
     if go is None:
         return f"{name}: skipped, no Go toolchain on PATH (apt-get install golang-go)"
@@ -133,8 +178,14 @@ def unavailable(name: str) -> str | None:
     return None
 
 
-def _key(prog: GoProgram, params: dict, version: str) -> str:
+def _key(prog, params: dict, version: str) -> str:
     h = hashlib.sha1()
+    if isinstance(prog, CProgram):
+        from alloclab.workloads import recorder
+        for f in (PROGRAMS_DIR / prog.input, Path(prog.exe), recorder.SOURCE):
+            h.update(f.read_bytes())
+        h.update(json.dumps([prog.args, prog.env, IMPORT_VERSION]).encode())
+        return h.hexdigest()[:12]
     for f in (prog.source(), *(GO_DIR / i for i in prog.inputs)):
         h.update(f.read_bytes())
     h.update(json.dumps([params, prog.inputs, prog.procs, prog.gogc, version, IMPORT_VERSION],
@@ -146,9 +197,40 @@ def trace_path(name: str, params: dict | None = None, cache_dir: Path | None = N
     """Where ``real:<name>``'s trace is (or will be) cached for this toolchain."""
     prog = program(name)
     params = check_params(name, params or {})
-    _, version = go_toolchain()
+    version = _c_version(prog) if isinstance(prog, CProgram) else go_toolchain()[1]
     base = (cache_dir or cache_root()) / "real-traces"
     return base / f"{name.removeprefix(PREFIX)}-{version or 'nogo'}-{_key(prog, params, version or '')}.parquet"
+
+
+def _c_version(prog: CProgram) -> str:
+    """``3.40.1``: the version the binary reports (``unknown`` if it does not)."""
+    try:
+        out = subprocess.run([prog.exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    m = re.search(r"\d+\.\d+(?:\.\d+)?", out)
+    return m.group(0) if m else "unknown"
+
+
+def _record_c(name: str, prog: CProgram, path: Path, version: str, log):
+    from alloclab.workloads import recorder
+    from alloclab.workloads import trace as T
+
+    t0 = time.monotonic()
+    tr, report = recorder.record(prog.argv(), env=dict(prog.env), timeout=RECORD_TIMEOUT_S,
+                                 stdout=subprocess.DEVNULL)
+    run_s = time.monotonic() - t0
+    status = report.extra.get("exit_status", 0)
+    if status:
+        raise RecordingError(f"{name}: exited with status {status} while recorded")
+    tr.meta.update(generator=name, version=version,
+                   recording=dict(run_s=round(run_s, 2)), threads=report.extra.get("threads", 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    T.save(tr, path)
+    if log is not None:
+        log(f"recorded {name}: {report.ops:,} ops, {report.extra.get('threads', 0)} threads, in {run_s:.0f} s "
+            f"-> {path}")
+    return tr
 
 
 def _build(prog: GoProgram, go: str, version: str) -> Path:
@@ -178,6 +260,8 @@ def trace(name: str, params: dict | None = None, *, cache_dir: Path | None = Non
     path = trace_path(name, params, cache_dir)
     if path.is_file():
         return T.load(path)
+    if isinstance(prog, CProgram):
+        return _record_c(name, prog, path, _c_version(prog), log)
     go, version = go_toolchain()
     exe = _build(prog, go, version)
     argv = [str(exe)] + [f"-{k}={v}" for k, v in params.items()] + [str(GO_DIR / i) for i in prog.inputs]

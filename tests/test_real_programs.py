@@ -152,11 +152,18 @@ def test_missing_toolchain_skips_the_real_cells_with_the_reason(monkeypatch):
     from alloclab.harness import bench, real_programs as RP
 
     monkeypatch.setattr(RP.shutil, "which", lambda name: None)
+    monkeypatch.setitem(RP.PROGRAMS, "sqlite3", dataclasses.replace(RP.PROGRAMS["sqlite3"], exe="/nonexistent/sqlite3"))
+    monkeypatch.setitem(RP.PROGRAMS, "python3", dataclasses.replace(RP.PROGRAMS["python3"], exe="/nonexistent/py"))
     assert "no Go toolchain on PATH" in RP.unavailable("real:go-httpserver")
+    assert RP.unavailable("real:sqlite3") == ("real:sqlite3: skipped, /nonexistent/sqlite3 is not installed "
+                                              "(apt-get install sqlite3)")
     suite = bench.load_suite("real")
     assert not [c for c in suite.cells if c.workload.startswith("real:")]
-    real_skips = [why for why in suite.skipped if why.startswith("real:")]
-    assert len(real_skips) == len(RP.PROGRAMS) and all("no Go toolchain on PATH" in why for why in real_skips)
+    assert sum("is not installed" in why for why in suite.skipped) == 2
+    go_programs = [n for n, prog in RP.PROGRAMS.items() if isinstance(prog, RP.GoProgram)]
+    go_skips = [why for why in suite.skipped if why.startswith("real:go-")]
+    assert len(go_skips) == len(go_programs) == 4
+    assert all("no Go toolchain on PATH" in why for why in go_skips)
     with pytest.raises(RP.RecordingError, match="no Go toolchain"):
         RP.trace("real:go-gofmt")
 
@@ -187,9 +194,36 @@ def test_real_cells_take_the_recording_s_procs(monkeypatch):
     if RP.unavailable("real:go-gofmt"):
         pytest.skip(RP.unavailable("real:go-gofmt"))
     suite = bench.load_suite("real")
-    real = [c for c in suite.cells if c.workload.startswith("real:")]
+    real = [c for c in suite.cells if c.workload.startswith("real:go-")]
     assert real and {c.procs for c in real} == {4}
-    assert {c.workload for c in real} == set(RP.names())
+    assert {c.workload for c in real} == {n for n in RP.names() if n.startswith("real:go-")}
+
+
+needs_sqlite = pytest.mark.skipif(not (shutil.which("sqlite3") and (shutil.which("cc") or shutil.which("gcc"))),
+                                  reason="no sqlite3 or no C compiler for the recorder")
+
+
+@needs_sqlite
+def test_record_sqlite3_with_the_preload_recorder(tmp_path, monkeypatch):
+    from alloclab.harness import real_programs as RP
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    sql = tmp_path / "t.sql"
+    sql.write_text("CREATE TABLE t(a, b);\n"
+                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)\n"
+                   "  INSERT INTO t SELECT i, printf('%.*c', i % 40, 'x') FROM n;\n"
+                   "SELECT count(*), max(length(b)) FROM t;\n")
+    prog = dataclasses.replace(RP.PROGRAMS["sqlite3"], exe=shutil.which("sqlite3"), input=str(sql))
+    monkeypatch.setitem(RP.PROGRAMS, "sqlite3", prog)   # an absolute input replaces workloads/programs/
+    lines = []
+    tr = RP.trace("real:sqlite3", log=lines.append)
+    # the program itself was recorded (one process, one thread), allocations and frees both
+    assert tr.procs == 1 and (tr.op == 0).sum() > 100 and (tr.op == 1).sum() > 100
+    assert "recorded real:sqlite3" in lines[0] and RP.trace_path("real:sqlite3").is_file()
+    assert len(RP.trace("real:sqlite3", log=lines.append)) == len(tr) and len(lines) == 1
+    # the input is part of the key: another script is another recording
+    sql.write_text("SELECT 1;\n")
+    assert not RP.trace_path("real:sqlite3").is_file()
 
 
 # ---------------------------------------------------------------- trace shape
