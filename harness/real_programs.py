@@ -214,7 +214,6 @@ def _c_version(prog: CProgram) -> str:
 
 def _record_c(name: str, prog: CProgram, path: Path, version: str, log):
     from alloclab.workloads import recorder
-    from alloclab.workloads import trace as T
 
     t0 = time.monotonic()
     tr, report = recorder.record(prog.argv(), env=dict(prog.env), timeout=RECORD_TIMEOUT_S,
@@ -225,11 +224,18 @@ def _record_c(name: str, prog: CProgram, path: Path, version: str, log):
         raise RecordingError(f"{name}: exited with status {status} while recorded")
     tr.meta.update(generator=name, version=version,
                    recording=dict(run_s=round(run_s, 2)), threads=report.extra.get("threads", 0))
+    return _keep(tr, path, log, f"recorded {name}: {report.ops:,} ops, {report.extra.get('threads', 0)} threads, "
+                                f"in {run_s:.0f} s")
+
+
+def _keep(tr, path: Path, log, line: str):
+    """Save a fresh recording into the cache and tell ``log``."""
+    from alloclab.workloads import trace as T
+
     path.parent.mkdir(parents=True, exist_ok=True)
     T.save(tr, path)
     if log is not None:
-        log(f"recorded {name}: {report.ops:,} ops, {report.extra.get('threads', 0)} threads, in {run_s:.0f} s "
-            f"-> {path}")
+        log(f"{line} -> {path}")
     return tr
 
 
@@ -291,9 +297,5 @@ def trace(name: str, params: dict | None = None, *, cache_dir: Path | None = Non
     tr.meta.update(generator=name, source=report.source, params=params, go_version=version,
                    import_report=report.to_dict(), goroutines=report.extra.get("goroutines", 0),
                    recording=dict(run_s=round(run_s, 2), import_s=round(import_s, 2), log_bytes=log_bytes))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    T.save(tr, path)
-    if log is not None:
-        log(f"recorded {name}: {report.ops:,} ops from {log_bytes / 1e6:.0f} MB of log in {run_s:.0f} s "
-            f"(+{import_s:.0f} s import) -> {path}")
-    return tr
+    return _keep(tr, path, log, f"recorded {name}: {report.ops:,} ops from {log_bytes / 1e6:.0f} MB of log in "
+                                f"{run_s:.0f} s (+{import_s:.0f} s import)")
