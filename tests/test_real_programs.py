@@ -239,3 +239,26 @@ def test_shape_of_a_hand_made_trace():
     assert (s["allocs"], s["size_p50"], s["cross_p_free"], s["never_freed"]) == (3, 200.0, 0.5, round(1 / 3, 3))
     assert (s["share_<=16"], s["share_129-1K"], s["share_>32K"]) == (0.333, 0.333, 0.333)
     assert (s["life_p50"], s["objects_per_goroutine"]) == (2.5, 1.0)
+
+
+def test_section_only_for_runs_with_real_workloads():
+    import pandas as pd
+
+    from alloclab.harness import report_real
+    from alloclab.harness.report import ReportInput
+
+    inp = ReportInput(pd.DataFrame({"workload": ["web", "random"]}), pd.DataFrame(), (), "bump")
+    assert report_real.section(inp) is None
+    assert report_real.section(ReportInput(pd.DataFrame(), pd.DataFrame(), (), "bump")) is None
+
+
+def test_objects_per_goroutine_reads_the_recording_or_the_simulator():
+    from alloclab.harness.report_real import goroutines_of
+
+    class T:
+        def __init__(self, meta):
+            self.meta = meta
+
+    assert goroutines_of(T({"goroutines": 12})) == 12
+    assert goroutines_of(T({"sim": {"spawns": 5000}})) == 5000
+    assert goroutines_of(T({"generator": "import:rec"})) is None
