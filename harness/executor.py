@@ -56,7 +56,6 @@ OUTSIDE = 3
 OVERLAP = 4
 CLOBBERED = 5
 ABORTED = 6
-NOT_READY = -1   # internal: a deferred free's address has not arrived yet
 STATUS_TEXT = {
     OK: "ok", OOM: "arena exhausted (out of memory)", BAD_ALIGN: "misaligned address",
     OUTSIDE: "address outside mapped memory", OVERLAP: "object overlaps a live object",
@@ -188,83 +187,123 @@ def _await_publish(addr_of, obj, stats, flags):
             sched_yield()
 
 
-@kernel(inline="always")
-def _deferred_addr(addr_of, obj, wait, stats, flags):
-    """A deferred free's address, UNPUBLISHED if it has not arrived (with ``wait``: if another P failed)."""
-    if wait:
-        return _await_publish(addr_of, obj, stats, flags)
-    return atomic_load(addr_of, obj)
-
-
-@kernel(inline="always")
-def _retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, wait, check, shadow, stats, flags):
-    """Do deferred free ``j`` if its address has arrived (with ``wait``: once it does); NOT_READY if not."""
-    a = _deferred_addr(addr_of, obj_col[j], wait, stats, flags)
-    if a == UNPUBLISHED:
-        return ABORTED if wait else NOT_READY
-    return _free_op(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, check, shadow, stats, flags)
-
-
 @kernel
 def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
-           start, stop, check, align16, shadow, pending, peak_op, stats, flags):
+           start, stop, check, align16, shadow, pending, peak_op, stats, flags, probe):
+    """Ops ``start..stop``; returns a status code.
+
+    ``probe`` is None for a throughput run, or a latency/timeline run's buffers (``Probe.args``):
+    a clock around each sampled op and a memory row every K ops. numba prunes every
+    ``probe is not None`` branch when the argument is None, so a throughput run's machine code has
+    no trace of the probe, and the timed variant is the same loop compiled once more (on demand).
+
+    The loop has one call site for the strategy's alloc and one for its free, whichever free it
+    is (op i, or a deferred one whose address has arrived): each site inlines the strategy's whole
+    path, and a copy per site was most of the kernel's compile time.
+    """
     real = strategy_real_ptrs(st)
     arena = st.arena
     threads = pending.shape[0] > 0
     mask = pending.shape[0] - 1   # ring of deferred frees (op indices), capacity a power of two
     head = 0
     npend = 0
-    for i in range(start, stop):
-        # retire deferred frees whose address has arrived, oldest first; polled every
-        # POLL_EVERY ops, since the line polled is one the other P is writing
-        while npend > 0 and (i & (POLL_EVERY - 1)) == 0:
-            r = _retire(st, arena, real, pending[head], p_col, kind_col, size_col, obj_col, addr_of, False, check,
-                        shadow, stats, flags)
-            if r == NOT_READY:
-                break
-            if r != OK:
-                return r
-            head = (head + 1) & mask
-            npend -= 1
-        p = p_col[i]
-        obj = obj_col[i]
-        if op_col[i] == OP_ALLOC:
-            r = _alloc_op(st, arena64, arena, real, i, p, obj, size_col[i], kind_col[i], addr_of, threads, check,
-                          align16, shadow, stats, flags)
-            if r != OK:
-                return r
-        else:
-            if threads:
-                a = atomic_load(addr_of, obj)
+    i = start
+    polled = start - 1   # the op at which the ring was last found not ready
+    t0 = -1
+    live = 0
+    row = 0
+    next_row = stop
+    if probe is not None:
+        live = stats[STAT_LIVE]
+        row = stats[STAT_TL_ROWS]
+        next_row = _first_row(start, stop, probe[PR_TL_EVERY])
+        if next_row == start and start < stop:
+            row = _timeline_row(st, probe, row, start, p_col[start], threads, live)
+            next_row += probe[PR_TL_EVERY]
+    while i < stop or npend > 0:
+        # 1. a deferred free to do now: every POLL_EVERY ops, each one whose address has arrived,
+        #    oldest first (the line polled is one the other P is writing); at the end of the
+        #    stream, the oldest, once its address arrives
+        j = -1
+        a = UNPUBLISHED
+        if npend > 0:
+            if i >= stop:
+                j = pending[head]
+                a = _await_publish(addr_of, obj_col[j], stats, flags)
+                if a == UNPUBLISHED:
+                    return ABORTED
+                head = (head + 1) & mask
+                npend -= 1
+            elif (i & (POLL_EVERY - 1)) == 0 and polled != i:
+                a = atomic_load(addr_of, obj_col[pending[head]])
+                if a == UNPUBLISHED:
+                    polled = i
+                else:
+                    j = pending[head]
+                    head = (head + 1) & mask
+                    npend -= 1
+        # 2. otherwise op i
+        op_i = j < 0
+        if op_i:
+            if op_col[i] == OP_ALLOC:
+                p = p_col[i]
+                if probe is not None:
+                    t0 = _clock_start(st, p, i, probe)
+                r = _alloc_op(st, arena64, arena, real, i, p, obj_col[i], size_col[i], kind_col[i], addr_of,
+                              threads, check, align16, shadow, stats, flags)
+                if probe is not None:
+                    _clock_stop(st, p, LAT_ALLOC, t0, probe)
+                    live += size_col[i]
+                if r != OK:
+                    return r
+            elif threads:
+                a = atomic_load(addr_of, obj_col[i])
                 if a == UNPUBLISHED:
                     # allocated on a P that has not got there yet: put the free aside
-                    stats[STAT_DEFERRED] += 1
                     if npend > mask:
-                        # the ring is full: wait for its oldest entry (see the module docstring)
-                        r = _retire(st, arena, real, pending[head], p_col, kind_col, size_col, obj_col, addr_of,
-                                    True, check, shadow, stats, flags)
-                        if r != OK:
-                            return r
+                        # the ring is full (see the module docstring): its oldest free, once its
+                        # address arrives, and op i again after it
+                        j = pending[head]
+                        a = _await_publish(addr_of, obj_col[j], stats, flags)
+                        if a == UNPUBLISHED:
+                            return ABORTED
                         head = (head + 1) & mask
                         npend -= 1
-                    pending[(head + npend) & mask] = i
-                    npend += 1
-                    continue
+                        op_i = False
+                    else:
+                        stats[STAT_DEFERRED] += 1
+                        pending[(head + npend) & mask] = i
+                        npend += 1
+                else:
+                    j = i
             else:
-                a = addr_of[obj]
-            r = _free_op(st, arena, real, i, p, obj, size_col[i], kind_col[i], a, check, shadow, stats, flags)
+                a = addr_of[obj_col[i]]
+                j = i
+        # 3. the free
+        if j >= 0:
+            p = p_col[j]
+            if probe is not None:
+                t0 = _clock_start(st, p, j, probe)
+            r = _free_op(st, arena, real, j, p, obj_col[j], size_col[j], kind_col[j], a, check, shadow, stats, flags)
+            if probe is not None:
+                _clock_stop(st, p, LAT_FREE, t0, probe)
+                live -= size_col[j]
             if r != OK:
                 return r
-        if i == peak_op:
-            stats[STAT_IN_USE_AT_PEAK] = st.counters[:, IN_USE].sum()
-    # end of the stream: every deferred free, in order
-    while npend > 0:
-        r = _retire(st, arena, real, pending[head], p_col, kind_col, size_col, obj_col, addr_of, True, check,
-                    shadow, stats, flags)
-        if r != OK:
-            return r
-        head = (head + 1) & mask
-        npend -= 1
+        # 4. op i done (or put aside): on to the next
+        if op_i:
+            if i == peak_op:
+                stats[STAT_IN_USE_AT_PEAK] = st.counters[:, IN_USE].sum()
+            i += 1
+            if probe is not None:
+                if i == next_row and i < stop:
+                    row = _timeline_row(st, probe, row, i, p_col[i], threads, live)
+                    next_row += probe[PR_TL_EVERY]
+    if probe is not None:
+        if probe[PR_TL_EVERY] > 0 and stop == p_col.shape[0] and stop > 0:
+            row = _timeline_row(st, probe, row, stop, p_col[stop - 1], threads, live)
+        stats[STAT_LIVE] = live
+        stats[STAT_TL_ROWS] = row
     return OK
 
 
@@ -293,7 +332,7 @@ class Replay:
                  check: bool = False, align16: bool = True, pending_cap: int | None = None, probe=None):
         if probe is not None and check:
             raise ValueError("latency and timeline runs do not run in check mode")
-        self.probe = probe   # a Probe: run replay_timed instead of replay
+        self.probe = probe   # a Probe: the timed replay (latency, timeline)
         self.arena64 = arena.view(np.int64)
         self.check, self.align16, self.threads = bool(check), bool(align16), threads
         self.addr_of = np.full(max(n_ids, 1), UNPUBLISHED, np.int64)
@@ -309,20 +348,16 @@ class Replay:
         stop = cols[0].shape[0] if stop is None else stop
         pending = self.pending[p] if self.threads else SERIAL
         stats = self.stats[p if self.threads else 0]
-        if self.probe is not None:
-            b = self.probe
-            return replay_timed(st, self.arena64, *cols, self.addr_of, start, stop, self.align16, pending, stats,
-                                self.flags, b.sample_every, b.sample_below, b.tag_cols, b.tag_cause, b.snap[p],
-                                b.hist[p], b.lat_max[p], b.tl_every, b.timeline[p], b.gc_col, b.goal_arr, b.goal_idx)
+        probe = None if self.probe is None else self.probe.args(p)
         return replay(st, self.arena64, *cols, self.addr_of, start, stop, self.check, self.align16, self.shadow,
-                      pending, peak_op, stats, self.flags)
+                      pending, peak_op, stats, self.flags, probe)
 
 
 # ---------------------------------------------------------------- the timed replay (latency, timeline)
-# ``replay_timed`` is ``replay`` with a clock around each sampled op and a memory row every K ops. It
-# is a kernel of its own, compiled only when a run asks for latency or a timeline: every throughput
-# run keeps ``replay`` and its cached code as they are, and its timings carry no probe's cost. It
-# never runs in check mode (a check's shadow walk would be the tail it measures).
+# ``replay`` with a Probe: a clock around each sampled op and a memory row every K ops. It is the
+# same loop compiled for a probe tuple instead of None, only when a run asks for latency or a
+# timeline: a throughput run's code has none of it, and its timings carry no probe's cost. It never
+# runs in check mode (a check's shadow walk would be the tail it measures).
 
 @intrinsic
 def cycle_counter(typingctx):
@@ -399,45 +434,38 @@ def _sampled(i, every, below):
     return np.uint64(i) * _GOLDEN < below
 
 
-@kernel(inline="always")
-def _timed_alloc(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads, align16, stats, flags,
-                 timed, tag_cols, tag_cause, snap, hist, lat_max):
-    if not timed:
-        return _alloc_op(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads, False, align16, arena,
-                         stats, flags)
-    for k in range(tag_cols.shape[0]):
-        snap[k] = st.counters[p, tag_cols[k]]
-    t0 = cycle_counter()
-    r = _alloc_op(st, arena64, arena, real, i, p, obj, size, kind, addr_of, threads, False, align16, arena,
-                  stats, flags)
-    dt = cycle_counter() - t0
-    _record(st, p, LAT_ALLOC, dt, tag_cols, tag_cause, snap, hist, lat_max)
-    return r
+# a Probe's buffers for one thread, as ``replay`` takes them (``Probe.args``): the tuple's fields
+PR_EVERY, PR_BELOW, PR_TAG_COLS, PR_TAG_CAUSE, PR_SNAP, PR_HIST, PR_LAT_MAX = 0, 1, 2, 3, 4, 5, 6
+PR_TL_EVERY, PR_TL, PR_GC_COL, PR_GOAL_ARR, PR_GOAL_IDX = 7, 8, 9, 10, 11
 
 
 @kernel(inline="always")
-def _timed_free(st, arena, real, i, p, obj, size, kind, a, stats, flags, timed, tag_cols, tag_cause, snap, hist,
-                lat_max):
-    if not timed:
-        return _free_op(st, arena, real, i, p, obj, size, kind, a, False, arena, stats, flags)
-    for k in range(tag_cols.shape[0]):
-        snap[k] = st.counters[p, tag_cols[k]]
-    t0 = cycle_counter()
-    r = _free_op(st, arena, real, i, p, obj, size, kind, a, False, arena, stats, flags)
-    dt = cycle_counter() - t0
-    _record(st, p, LAT_FREE, dt, tag_cols, tag_cause, snap, hist, lat_max)
-    return r
+def _clock_start(st, p, k, probe):
+    """Before op ``k`` on P ``p``: -1 if the op is not sampled; else the tag counters are
+    snapshotted and the cycle counter read."""
+    if not _sampled(k, probe[PR_EVERY], probe[PR_BELOW]):
+        return -1
+    tag_cols = probe[PR_TAG_COLS]
+    snap = probe[PR_SNAP]
+    for c in range(tag_cols.shape[0]):
+        snap[c] = st.counters[p, tag_cols[c]]
+    return cycle_counter()
 
 
 @kernel(inline="always")
-def _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, wait, stats, flags, sample_every,
-                  sample_below, tag_cols, tag_cause, snap, hist, lat_max):
-    """``_retire`` with the free timed when sampled (the wait for the address is not)."""
-    a = _deferred_addr(addr_of, obj_col[j], wait, stats, flags)
-    if a == UNPUBLISHED:
-        return ABORTED if wait else NOT_READY
-    return _timed_free(st, arena, real, j, p_col[j], obj_col[j], size_col[j], kind_col[j], a, stats, flags,
-                       _sampled(j, sample_every, sample_below), tag_cols, tag_cause, snap, hist, lat_max)
+def _clock_stop(st, p, which, t0, probe):
+    if t0 >= 0:
+        _record(st, p, which, cycle_counter() - t0, probe[PR_TAG_COLS], probe[PR_TAG_CAUSE], probe[PR_SNAP],
+                probe[PR_HIST], probe[PR_LAT_MAX])
+
+
+@kernel(inline="always")
+def _first_row(start, stop, every):
+    """The first op index >= start a timeline row is due at (stop if none): rows are then scheduled
+    by a compare per op, not a division."""
+    if every <= 0:
+        return stop
+    return ((start + every - 1) // every) * every
 
 
 @kernel(inline="always")
@@ -454,9 +482,11 @@ def _record(st, p, which, dt, tag_cols, tag_cause, snap, hist, lat_max):
 
 
 @kernel(inline="always")
-def _timeline_row(st, tl, row, i, p, threads, live, gc_col, goal_arr, goal_idx):
+def _timeline_row(st, probe, row, i, p, threads, live):
+    tl = probe[PR_TL]
     if row >= tl.shape[0]:
         return row
+    gc_col = probe[PR_GC_COL]
     in_use = 0
     gc = 0
     if threads:
@@ -473,90 +503,8 @@ def _timeline_row(st, tl, row, i, p, threads, live, gc_col, goal_arr, goal_idx):
     tl[row, TL_IN_USE] = in_use
     tl[row, TL_LIVE] = live
     tl[row, TL_GC] = gc
-    tl[row, TL_GOAL] = atomic_load(goal_arr, goal_idx) if goal_idx >= 0 else 0
+    tl[row, TL_GOAL] = atomic_load(probe[PR_GOAL_ARR], probe[PR_GOAL_IDX]) if probe[PR_GOAL_IDX] >= 0 else 0
     return row + 1
-
-
-@kernel
-def replay_timed(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of, start, stop, align16, pending,
-                 stats, flags, sample_every, sample_below, tag_cols, tag_cause, snap, hist, lat_max, tl_every, tl,
-                 gc_col, goal_arr, goal_idx):
-    """``replay`` (never in check mode) timing 1 in ``sample_every`` ops (0: none) into ``hist`` and
-    ``lat_max``, tagged by ``tag_cols``/``tag_cause``, and writing a ``tl`` row every ``tl_every``
-    ops (0: none) and one at the end of the stream."""
-    real = strategy_real_ptrs(st)
-    arena = st.arena
-    threads = pending.shape[0] > 0
-    mask = pending.shape[0] - 1
-    head = 0
-    npend = 0
-    live = stats[STAT_LIVE]
-    row = stats[STAT_TL_ROWS]
-    # the next op a timeline row is due at (a compare per op, not a division)
-    next_row = ((start + tl_every - 1) // tl_every) * tl_every if tl_every > 0 else stop
-    for i in range(start, stop):
-        if i == next_row:
-            row = _timeline_row(st, tl, row, i, p_col[i], threads, live, gc_col, goal_arr, goal_idx)
-            next_row += tl_every
-        while npend > 0 and (i & (POLL_EVERY - 1)) == 0:
-            j = pending[head]
-            r = _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, False, stats, flags,
-                              sample_every, sample_below, tag_cols, tag_cause, snap, hist, lat_max)
-            if r == NOT_READY:
-                break
-            if r != OK:
-                return r
-            live -= size_col[j]
-            head = (head + 1) & mask
-            npend -= 1
-        p = p_col[i]
-        obj = obj_col[i]
-        timed = _sampled(i, sample_every, sample_below)
-        if op_col[i] == OP_ALLOC:
-            r = _timed_alloc(st, arena64, arena, real, i, p, obj, size_col[i], kind_col[i], addr_of, threads,
-                             align16, stats, flags, timed, tag_cols, tag_cause, snap, hist, lat_max)
-            if r != OK:
-                return r
-            live += size_col[i]
-        else:
-            if threads:
-                a = atomic_load(addr_of, obj)
-                if a == UNPUBLISHED:
-                    stats[STAT_DEFERRED] += 1
-                    if npend > mask:
-                        j = pending[head]
-                        r = _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, True,
-                                          stats, flags, sample_every, sample_below, tag_cols, tag_cause, snap, hist,
-                                          lat_max)
-                        if r != OK:
-                            return r
-                        live -= size_col[j]
-                        head = (head + 1) & mask
-                        npend -= 1
-                    pending[(head + npend) & mask] = i
-                    npend += 1
-                    continue
-            else:
-                a = addr_of[obj]
-            r = _timed_free(st, arena, real, i, p, obj, size_col[i], kind_col[i], a, stats, flags, timed, tag_cols,
-                            tag_cause, snap, hist, lat_max)
-            if r != OK:
-                return r
-            live -= size_col[i]
-    while npend > 0:
-        j = pending[head]
-        r = _timed_retire(st, arena, real, j, p_col, kind_col, size_col, obj_col, addr_of, True, stats, flags,
-                          sample_every, sample_below, tag_cols, tag_cause, snap, hist, lat_max)
-        if r != OK:
-            return r
-        live -= size_col[j]
-        head = (head + 1) & mask
-        npend -= 1
-    if tl_every > 0 and stop == p_col.shape[0] and stop > 0:
-        row = _timeline_row(st, tl, row, stop, p_col[stop - 1], threads, live, gc_col, goal_arr, goal_idx)
-    stats[STAT_LIVE] = live
-    stats[STAT_TL_ROWS] = row
-    return OK
 
 
 class Probe:
@@ -585,3 +533,8 @@ class Probe:
         self.lat_max = [aligned.zeros(8) for _ in range(threads)]
         self.timeline = [np.zeros((tl_rows if tl_every else 0, TL_NCOL), np.int64) for _ in range(threads)]
         self.goal_arr, self.goal_idx = (goal[0], int(goal[1])) if goal is not None else (np.zeros(1, np.int64), -1)
+
+    def args(self, p: int) -> tuple:
+        """Thread ``p``'s buffers as ``replay``'s ``probe`` argument (fields PR_*)."""
+        return (self.sample_every, self.sample_below, self.tag_cols, self.tag_cause, self.snap[p], self.hist[p],
+                self.lat_max[p], self.tl_every, self.timeline[p], self.gc_col, self.goal_arr, self.goal_idx)

@@ -1,6 +1,6 @@
 """Per-op latency: the clock's calibration, the histogram, its percentiles and the tail's causes.
 
-The timed replay (``executor.replay_timed``) reads the CPU's cycle counter
+The timed replay (``executor.replay`` with a ``Probe``) reads the CPU's cycle counter
 around each sampled alloc and free, in the kernel, and adds the difference to
 a log-linear histogram in cycles (``executor.HIST_*``): exact below 64
 cycles, then 64 buckets per power of two, so a bucket is at most 1/64 of its

@@ -1,6 +1,6 @@
 """Memory over time: mapped, in-use and live bytes every K ops of logical time.
 
-The timed replay (``executor.replay_timed``) writes a row every ``every`` ops
+The timed replay (``executor.replay`` with a ``Probe``) writes a row every ``every`` ops
 and one at the end of the stream, so a timeline ends at the run's final
 counters. Columns:
 

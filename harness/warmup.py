@@ -10,7 +10,7 @@ the cells, which only load it.
 
 What. A job is one strategy's replay kernel (``executor.replay`` for its
 State type; threads mode is the same kernel) and, when a cell asks for
-latency or a timeline, its timed variant (``executor.replay_timed``). Jobs
+latency or a timeline, its timed variant (``executor.replay`` with a probe). Jobs
 are packed onto at most ``os.cpu_count()`` workers, heaviest first; the
 weights are relative compile costs (the Go model compiles its tiers, the
 others one file each). A worker replays a tiny trace through each of its

@@ -30,14 +30,17 @@ def test_correct_strategy_passes(tr, arena_mb):
 def test_serial_is_deterministic(arena_mb):
     tr = generate("random", procs=3, seed=9, ops=20000, dist="medium", cross_p=0.2)
     for name in strategies.kernel_names():
-        if name == "system":
+        if strategies.unavailable_reason(name):
             continue
         mod = strategies.get(name)
         a = run_cell(name, mod.Config(), tr, reps=2, warmup=False, arena_mb=arena_mb)
         b = run_cell(name, mod.Config(), tr, reps=1, warmup=False, arena_mb=arena_mb)
         c0, c1, c2 = a[0][1].counters, a[1][1].counters, b[0][1].counters
         assert np.array_equal(c0, c1) and np.array_equal(c0, c2), name
-        assert a[0][1].peak_mapped_bytes == b[0][1].peak_mapped_bytes
+        # the real allocators' mapped figures are their libraries' own (process-wide, with
+        # thread caches and decay timers): exact for the arena strategies only
+        if not strategies.descriptor(name).real_pointers:
+            assert a[0][1].peak_mapped_bytes == b[0][1].peak_mapped_bytes, name
 
 
 def test_oom_is_a_result_not_a_crash():
@@ -92,7 +95,9 @@ def test_threads_mode_defers_frees_until_published(arena_mb, monkeypatch):
         addr_of[obj] = published[obj]
     worker.join(10)
     assert out == [ex.OK]
-    assert stats[ex.STAT_DEFERRED] == 3 and stats[ex.STAT_WAITS] >= 1
+    # two frees put aside; the third waited for the oldest (object 2, published last), and by then
+    # its own object's address had arrived, so it was done in place
+    assert stats[ex.STAT_DEFERRED] == 2 and stats[ex.STAT_WAITS] >= 1
     assert int(st.counters[1, 1]) == 3                  # FREES on P1: every deferred free was done
     assert mod.check(st) == []
 
