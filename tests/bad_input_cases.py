@@ -90,7 +90,7 @@ def cases(f: Mapping[str, str]) -> list[tuple[str, list[str], str]]:
         ("wrong column type", ["trace", "info", f["wrong_type"]], "column 'size' has type float64, expected int32"),
         ("missing trace file", ["run", "-s", "go", "-w", "trace:/nonexistent.parquet"],
          "/nonexistent.parquet: no such trace file"),
-        ("unknown strategy", ["run", "-s", "tcmalloc", "-w", "web"], "unknown strategy 'tcmalloc'; choose from"),
+        ("unknown strategy", ["run", "-s", "hoard", "-w", "web"], "unknown strategy 'hoard'; choose from"),
         ("unknown workload", ["run", "-s", "go", "-w", "nginx"], "unknown workload 'nginx'; choose from"),
         ("procs 0", r + ["--procs", "0"], "argument --procs: expected a positive integer, got 0"),
         ("procs over the limit", r + ["--procs", "5000"], "argument --procs: procs 5000 above the limit 1024"),

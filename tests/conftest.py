@@ -31,6 +31,21 @@ POW2 = strategies.register(Strategy("pow2", "teststrategies.pow2", "power-of-two
 DELAYED = Strategy("delayed", "teststrategies.delayed", "bump with a fixed busy delay per op (test-only)")
 
 
+def pytest_configure(config):
+    """jemalloc needs static TLS that glibc grants only at process start: the session re-executes
+    itself once with it, as the alloclab command does, so the tests see the strategies a user's
+    command sees. pytest already captures the output at this point: stop that first, or the new
+    process would write into the old one's capture files."""
+    from alloclab.strategies import _real_malloc
+
+    if _real_malloc.STATIC_TLS_TUNABLE in os.environ.get("GLIBC_TUNABLES", ""):
+        return
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.stop_global_capturing()
+    _real_malloc.ensure_static_tls()
+
+
 @pytest.fixture(scope="session")
 def arena_mb():
     return TEST_ARENA_MB
