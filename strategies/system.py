@@ -219,7 +219,9 @@ BASE_HBLKHD = 1   # mallinfo hblkhd at make_state (used only without the chunk l
 LAYOUT = 5        # 1 = glibc's chunk header verified at import: own mmap'ed blocks are counted per op
 
 
-class State(NamedTuple):
+# a class name of its own: numba names a compiled specialisation by its argument types' printed form,
+# and naive's State holds the same field types (tests/test_strategy_contract.py checks they all differ)
+class SystemState(NamedTuple):
     counters: np.ndarray   # (nprocs, NCOUNTERS); IN_USE = usable bytes of live blocks
     meta: np.ndarray       # the heap's words (unused: memory comes from libc)
     arena: np.ndarray      # unused
@@ -227,6 +229,9 @@ class State(NamedTuple):
     resid: np.ndarray      # (nprocs * 8,) IN_USE change of P p not yet published, at [p * 8] (own cache line)
     mem: np.ndarray        # (8,) sampled libc figures, BASE_ARENA..LAYOUT
     settings: np.ndarray   # (2,) the mallopt values applied: m_arena_max, m_mmap_threshold
+
+
+State = SystemState
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:

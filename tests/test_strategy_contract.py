@@ -56,6 +56,25 @@ def test_contract_surface(name):
         assert doc, f"{name}.Config.{fname} has no doc saying what it trades"
 
 
+def test_every_state_type_has_its_own_name(arena_mb):
+    """numba names a compiled specialisation by its argument types' names: two strategies whose States
+    print the same (a class name and field types in common) got one machine-code symbol, and the second
+    ran the first's kernels (jemalloc called tcmalloc's functions and crashed)."""
+    from numba import typeof
+
+    from alloclab.strategies._heap import Heap
+
+    seen = {}
+    for name in NAMES:
+        if strategies.unavailable_reason(name):
+            continue
+        mod = strategies.get(name)
+        st = mod.make_state(mod.Config(), Heap(64 << 20), 1)
+        key = str(typeof(st))
+        assert key not in seen, f"{name}'s State types as {seen.get(key)}'s: {key[:80]}"
+        seen[key] = name
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_random_trace_checked_serial(name, small_trace, arena_mb):
     mod, r = _run(name, small_trace, arena_mb, check=True)
