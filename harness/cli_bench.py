@@ -13,7 +13,9 @@ def add_commands(sub, parser_class) -> None:
     s = sub.add_parser("bench", help="run a suite of cells into a results folder",
                        epilog="examples:\n  alloclab bench --suite quick --report   # what `make bench` runs\n"
                               "  alloclab bench --suite full --out results/full --resume   # complete an interrupted run")
-    s.add_argument("--suite", default="quick", help="quick, full, targets, scaling, or a suite TOML file")
+    s.add_argument("--suite", default="quick",
+                   help="quick (default), full, targets, scaling, real (traces recorded from real programs), or a "
+                        "suite TOML file")
     s.add_argument("--reps", type=_positive_int,
                    help="timed repetitions per cell in each process, after its warm-up (default: the suite's, else 1)")
     s.add_argument("--processes", type=_positive_int,
