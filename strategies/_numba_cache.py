@@ -71,7 +71,9 @@ def configure(flavour: str = "", extra_dirs=()) -> str:
     too). A NUMBA_CACHE_DIR already set is kept, with ``-<flavour>`` appended."""
     override = os.environ.get("NUMBA_CACHE_DIR")
     if override:
-        target = Path(override if not flavour or override.endswith(f"-{flavour}") else f"{override}-{flavour}")
+        # a folder this function chose for the flavour (inherited by a child process) is kept as it is
+        ours = not flavour or override.endswith(f"-{flavour}") or Path(override).name.startswith(f"numba-{flavour}-")
+        target = Path(override if ours else f"{override}-{flavour}")
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError:
