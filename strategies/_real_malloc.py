@@ -147,8 +147,10 @@ def call_void3(typingctx, fn, a, b, c):
 # ----------------------------------------------------------------- the loaded peers' state
 
 class PeerState(NamedTuple):
-    """The state of a loaded peer. Each module subclasses it (``class State(PeerState): __slots__ = ()``):
-    the executor dispatches on the State class, so each needs its own."""
+    """The state of a loaded peer. Each module subclasses it under a class name of its own
+    (``class JemallocState(PeerState): __slots__ = ()``, then ``State = JemallocState``): the executor
+    dispatches on the State class, and numba names compiled code by its argument types' printed form,
+    which for a NamedTuple is the class name and the field types, the same for the three peers."""
     counters: np.ndarray   # (nprocs, NCOUNTERS); IN_USE = the library's size classes of the live blocks
     meta: np.ndarray       # the heap's words (unused: memory comes from the library)
     arena: np.ndarray      # unused

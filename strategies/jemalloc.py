@@ -107,8 +107,6 @@ class Config(ConfigBase):
                                     "madvise calls when the live set grows back")
 
 
-# a class name of its own: numba names a compiled specialisation by its argument types' names, and
-# the three peers' states hold the same fields (_real_malloc.PeerState)
 class JemallocState(real.PeerState):
     """fns: the addresses of mallocx, sdallocx, nallocx in this process."""
     __slots__ = ()

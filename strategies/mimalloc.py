@@ -89,8 +89,6 @@ class Config(ConfigBase):
                                   "whole): 0 = commit pages on demand, less committed memory, more commit calls")
 
 
-# a class name of its own: numba names a compiled specialisation by its argument types' names, and
-# the three peers' states hold the same fields (_real_malloc.PeerState)
 class MimallocState(real.PeerState):
     """fns: the addresses of mi_malloc, mi_free_size, mi_good_size in this process."""
     __slots__ = ()

@@ -97,8 +97,6 @@ class Config(ConfigBase):
                                          "memory held in caches")
 
 
-# a class name of its own: numba names a compiled specialisation by its argument types' names, and
-# the three peers' states hold the same fields (_real_malloc.PeerState)
 class TcmallocState(real.PeerState):
     """fns: the addresses of tc_malloc, tc_free_sized, tc_nallocx in this process."""
     __slots__ = ()
