@@ -73,12 +73,12 @@ def _scaled(x, k):
 
 
 @kernel
-def _calls_with_constants(x):
-    return _scaled(x, 2) + _scaled(x, 3) + _scaled(x, 5)
+def _calls_with_constants(x, narrow):
+    return _scaled(x, 2) + _scaled(x, 3) + _scaled(x, 5) + _scaled(narrow, 1) + _scaled(x, narrow)
 
 
 def test_kernel_calls_compile_once_per_type():
-    """A constant argument in a kernel-to-kernel call does not make a specialisation of its own
-    (strategies/_kernel.py): three constants, one compile."""
-    assert _calls_with_constants(np.int64(7)) == 70
+    """Neither a constant argument nor a narrower signed integer in a kernel-to-kernel call makes a
+    specialisation of its own (strategies/_kernel.py): three constants and an int16, one compile."""
+    assert _calls_with_constants(np.int64(7), np.int16(-3)) == 70 - 3 - 21
     assert len(_scaled.signatures) == 1
