@@ -6,10 +6,11 @@ import threading
 import time
 
 import numpy as np
+from numba import njit
 from numba.core import caching
 
 from alloclab.harness import warmup
-from alloclab.strategies._kernel import kernel
+from alloclab.strategies._kernel import _one_per_type
 
 
 def test_pack_puts_the_heaviest_job_alone_and_balances_the_rest():
@@ -67,12 +68,15 @@ def test_concurrent_saves_into_one_index_both_survive(tmp_path, monkeypatch):
     assert fresh.load("A") == "A" and fresh.load("B") == "B"
 
 
-@kernel
+# not cached (``kernel`` caches): a caller loaded from numba's cache never asks its callee to compile,
+# and the count below would be 0 on a second run
+@_one_per_type
+@njit(nogil=True, _nrt=False)
 def _scaled(x, k):
     return x * k
 
 
-@kernel
+@njit(nogil=True, _nrt=False)
 def _calls_with_constants(x, narrow):
     return _scaled(x, 2) + _scaled(x, 3) + _scaled(x, 5) + _scaled(narrow, 1) + _scaled(x, narrow)
 
