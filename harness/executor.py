@@ -187,6 +187,14 @@ def _await_publish(addr_of, obj, stats, flags):
             sched_yield()
 
 
+@kernel(inline="always")
+def _await_oldest(pending, head, npend, mask, addr_of, obj_col, stats, flags):
+    """Take the oldest deferred free off the ring once its address arrives: (op, address, head,
+    npend); the address is UNPUBLISHED if another P failed meanwhile."""
+    j = pending[head]
+    return j, _await_publish(addr_of, obj_col[j], stats, flags), (head + 1) & mask, npend - 1
+
+
 @kernel
 def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
            start, stop, check, align16, shadow, pending, peak_op, stats, flags, probe):
@@ -228,12 +236,9 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
         a = UNPUBLISHED
         if npend > 0:
             if i >= stop:
-                j = pending[head]
-                a = _await_publish(addr_of, obj_col[j], stats, flags)
+                j, a, head, npend = _await_oldest(pending, head, npend, mask, addr_of, obj_col, stats, flags)
                 if a == UNPUBLISHED:
                     return ABORTED
-                head = (head + 1) & mask
-                npend -= 1
             elif (i & (POLL_EVERY - 1)) == 0 and polled != i:
                 a = atomic_load(addr_of, obj_col[pending[head]])
                 if a == UNPUBLISHED:
@@ -263,12 +268,10 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
                     if npend > mask:
                         # the ring is full (see the module docstring): its oldest free, once its
                         # address arrives, and op i again after it
-                        j = pending[head]
-                        a = _await_publish(addr_of, obj_col[j], stats, flags)
+                        j, a, head, npend = _await_oldest(pending, head, npend, mask, addr_of, obj_col, stats,
+                                                          flags)
                         if a == UNPUBLISHED:
                             return ABORTED
-                        head = (head + 1) & mask
-                        npend -= 1
                         op_i = False
                     else:
                         stats[STAT_DEFERRED] += 1
