@@ -32,9 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# relative compile cost of a strategy's replay kernel (default 1, about 2.5 s here; the timed variant
-# costs about the same again), from tests/compile_profile.py: the Go model's is some 25 times a
-# simple strategy's, more than all the others together, so it gets a worker of its own
+# relative compile cost of a strategy's replay kernel (default 1; the timed variant costs about the
+# same again), as tests/compile_profile.py measures them: the Go model's is many times a simple
+# strategy's, more than all the others together, so it gets a worker of its own
 WEIGHTS = {"go": 25.0, "bitmap": 2.5, "freelist": 2.0, "naive": 2.0}
 MARKERS = "warm"
 
