@@ -6,6 +6,10 @@ from pathlib import Path
 
 from alloclab.harness.errors import UsageError
 
+# ab pairs the two sides within each process; the signed-rank test's smallest p with n pairs
+# is 2 / 2^n, so 5 processes can never give a verdict (0.0625) and 6 can (0.031)
+AB_MIN_PROCESSES = 6
+
 
 def add_commands(sub, parser_class) -> None:
     from alloclab.harness.cli import NO_PROGRESS_HELP, _positive_int
@@ -66,7 +70,7 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("--procs", type=_positive_int, default=1, help="number of Ps (default 1)")
     s.add_argument("--mode", choices=("serial", "threads"), default="serial",
                    help="serial: one thread replays every P's ops in order; threads: one thread per P")
-    s.add_argument("--processes", type=_positive_int, default=8, help="processes, each running A and B (default 8)")
+    s.add_argument("--processes", type=_positive_int, default=8, help=f"processes, each running A and B, one paired sample each ({AB_MIN_PROCESSES} or more; default 8)")
     s.add_argument("--reps", type=_positive_int, default=1, help="repetitions per process and side (default 1)")
     s.add_argument("--out", help="results folder (default results/<run-id>-ab)")
     s.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
@@ -228,6 +232,7 @@ def _ab_side(spec: str):
 def cmd_ab(args) -> int:
     from alloclab import workloads
     from alloclab.harness import bench, noise
+    from alloclab.harness import significance as sig
 
     (sa, ca), (sb, cb) = _ab_side(args.a), _ab_side(args.b)
     if sa == sb and ca == cb:
@@ -239,6 +244,10 @@ def cmd_ab(args) -> int:
             raise UsageError(str(e)) from None
     if not 0 < args.scale <= 1000:
         raise UsageError(f"--scale {args.scale}: outside (0, 1000]")
+    if args.processes < AB_MIN_PROCESSES:
+        raise UsageError(f"--processes {args.processes}: a paired verdict needs {AB_MIN_PROCESSES} or more "
+                         f"(with {args.processes} the signed-rank test's smallest p is "
+                         f"{sig.min_p_paired(args.processes):.3g}, never below {sig.ALPHA})")
     suite = bench.Suite(name="ab", description=f"{args.a} against {args.b}", reps=args.reps, seed=1,
                         arena_mb=bench.DEFAULT_ARENA_MB, processes=args.processes)
     for w in args.workload:
@@ -250,6 +259,7 @@ def cmd_ab(args) -> int:
     table = noise.ab_table(run, lambda g: (g["strategy"] == sa) & (g["config_hash"] == ha),
                            lambda g: (g["strategy"] == sb) & (g["config_hash"] == hb))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"(B/A ratio of medians; verdict from Mann-Whitney U on process-level samples, Benjamini-Hochberg "
-          f"across workloads; mde_pct: the smallest change detectable here; A = {args.a}, B = {args.b})")
+    print(f"(ratio: median over processes of B/A within the process; verdict from the Wilcoxon signed-rank test "
+          f"on those ratios, Benjamini-Hochberg across workloads; mde_pct: the smallest change detectable here; "
+          f"A = {args.a}, B = {args.b})")
     return 0

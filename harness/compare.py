@@ -46,14 +46,25 @@ def samples(g: pd.DataFrame, normalised: bool) -> np.ndarray:
     return sig.process_samples(timing(g, normalised), g["proc"].to_numpy())
 
 
-def side_verdicts(sides, alpha: float = sig.ALPHA) -> list[sig.Verdict]:
+def side_verdicts(sides, alpha: float = sig.ALPHA, paired: bool = False) -> list[sig.Verdict]:
     """Verdicts of B against A for each (rows of A, rows of B) pair, adjusted across the pairs;
-    normalised by the yardstick where both sides of a pair carry it."""
+    normalised by the yardstick where both sides of a pair carry it.
+
+    ``paired``: both sides ran in the same processes (one run, interleaved: ``alloclab ab``),
+    so each process gives one B/A ratio and the signed-rank test is used on the processes
+    both sides have (significance.paired_verdicts). Two separate runs are never paired: their
+    process 0s have nothing in common."""
     pairs = []
     for ga, gb in sides:
         norm = normalisable(ga, gb)
-        pairs.append((samples(ga, norm), samples(gb, norm)))
-    return sig.verdicts(pairs, alpha=alpha)
+        if paired:
+            sa = pd.Series(samples(ga, norm), index=np.unique(ga["proc"].to_numpy()))
+            sb = pd.Series(samples(gb, norm), index=np.unique(gb["proc"].to_numpy()))
+            both = sa.index.intersection(sb.index)
+            pairs.append((sa[both].to_numpy(), sb[both].to_numpy()))
+        else:
+            pairs.append((samples(ga, norm), samples(gb, norm)))
+    return sig.paired_verdicts(pairs, alpha=alpha) if paired else sig.verdicts(pairs, alpha=alpha)
 
 
 def compare_frames(a: pd.DataFrame, b: pd.DataFrame, stat: str = "median", fail_pct: float | None = None,

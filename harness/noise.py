@@ -118,7 +118,7 @@ def ab_table(run_dir: Path, a_key, b_key):
             continue
         sides.append((ga, gb))
         names.append(f"{w} P{p} {m}")
-    vs = compare.side_verdicts(sides)
+    vs = compare.side_verdicts(sides, paired=True)
     rows = [dict(workload=n, ratio=v.ratio, verdict=v.verdict, q=v.q, mde_pct=100 * v.mde, n=f"{v.n_old}/{v.n_new}")
             for n, v in zip(names, vs)]
     return pd.DataFrame(rows)

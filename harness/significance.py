@@ -267,6 +267,119 @@ def verdicts(pairs, alpha: float = ALPHA, adjust: str = "bh") -> list[Verdict]:
     return out
 
 
+# ---------------------------------------------------------------- paired: A and B in the same processes
+
+@lru_cache(maxsize=256)
+def _w_counts_of(ranks2: tuple[int, ...]) -> np.ndarray:
+    """counts[k] = number of sign assignments whose positive ranks sum to k / 2, for the
+    doubled ranks ``ranks2`` (midranks of tied |d| are halves: doubled, they are integers)."""
+    c = np.zeros(sum(ranks2) + 1)
+    c[0] = 1
+    for r in ranks2:
+        c[r:] = c[r:] + c[:len(c) - r].copy()
+    return c
+
+
+def _w_counts(n: int) -> np.ndarray:
+    """counts[w] = number of sign assignments to ranks 1..n whose positive ranks sum to w."""
+    return _w_counts_of(tuple(range(2, 2 * n + 1, 2)))[::2]
+
+
+def signed_rank(d) -> tuple[float, float]:
+    """Two-sided Wilcoxon signed-rank test that the differences ``d`` are centred on 0: (W+, p).
+
+    Zero differences are dropped (Wilcoxon's rule). Always exact: the 2^n sign
+    assignments are counted, over midranks when some |d| tie (the few pairs a
+    benchmark has make the normal approximation too generous: 5 pairs, all one
+    way, would pass at 5% under it).
+    """
+    d = np.asarray(d, float)
+    d = d[np.isfinite(d) & (d != 0)]
+    if len(d) == 0:
+        return (math.nan, 1.0)
+    ranks2 = np.rint(2 * _midranks(np.abs(d))).astype(np.int64)
+    c = _w_counts_of(tuple(sorted(int(r) for r in ranks2)))
+    k = int(ranks2[d > 0].sum())
+    lo, hi = c[:k + 1].sum() / c.sum(), c[k:].sum() / c.sum()
+    return (k / 2, float(min(1.0, 2 * min(lo, hi))))
+
+
+def min_p_paired(n: int) -> float:
+    """The smallest two-sided p the exact signed-rank test can give with n pairs: 2 / 2^n
+    (5 pairs: 0.0625, which can never be significant; 6 pairs: 0.031)."""
+    return 1.0 if n == 0 else min(1.0, 2 / 2 ** n)
+
+
+@lru_cache(maxsize=64)
+def _detectable_shift_paired(n: int, alpha: float, power: float) -> float:
+    """As ``_detectable_shift``, for the signed-rank test on n normal paired
+    differences: the shift, in units of their sigma, rejected with ``power``."""
+    if min_p_paired(n) > alpha:
+        return math.inf
+    rng = np.random.default_rng(_MDE_SEED)
+    z = rng.standard_normal((_MDE_DRAWS, n))
+    c = _w_counts(n)
+    cdf, sf = np.cumsum(c) / c.sum(), np.cumsum(c[::-1])[::-1] / c.sum()
+    p_of_w = np.minimum(1.0, 2 * np.minimum(cdf, sf))
+
+    def rejected(s: float) -> float:
+        x = z + s
+        r = np.argsort(np.argsort(np.abs(x), axis=1), axis=1) + 1
+        w = (r * (x > 0)).sum(axis=1)
+        return float(np.mean(p_of_w[w] < alpha))
+
+    lo, hi = 0.0, 1.0
+    while rejected(hi) < power:
+        hi *= 2
+        if hi > 64:
+            return math.inf
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if rejected(mid) < power else (lo, mid)
+    return hi
+
+
+def mde_paired(sigma_diff: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Minimum detectable change (fraction) of a paired comparison of n processes whose
+    per-process log(B/A) has spread ``sigma_diff``; inf when n pairs cannot reach ``alpha``."""
+    if n < 2 or not math.isfinite(sigma_diff):
+        return math.inf
+    d = _detectable_shift_paired(n, alpha, power)
+    return math.exp(d * sigma_diff) - 1 if math.isfinite(d) else math.inf
+
+
+def paired_verdicts(pairs, alpha: float = ALPHA, adjust: str = "bh") -> list[Verdict]:
+    """One verdict per (old, new) pair of *matched* process-level samples: old[i] and new[i]
+    were measured in the same process, moments apart (``alloclab ab``: both sides in every
+    process, ABBA). The test is on the per-process log ratios log(new[i] / old[i]).
+
+    Why paired. The noise here is the machine's moment and the process's placement, both
+    shared by the two sides of one process: whole processes run 1.4-2x slower than others
+    (docs/statistics.md), which an unpaired test must count as spread but which cancels in a
+    ratio taken within the process. So the signed-rank test on the ratios detects changes an
+    order of magnitude smaller than the U test on the same samples. Its price is its own
+    floor: n pairs give p >= 2 / 2^n, so a paired comparison needs 6 or more processes.
+    ``ratio`` is the median of the per-process ratios; ``cv`` the spread of their logs.
+    """
+    out_pairs = []
+    for a, b in pairs:
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        if len(a) != len(b):
+            raise ValueError(f"paired samples need one old and one new value per process ({len(a)} against {len(b)})")
+        keep = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+        out_pairs.append(np.log(b[keep] / a[keep]))
+    ps = [signed_rank(d)[1] for d in out_pairs]
+    qs = ADJUST[adjust](ps) if ps else []
+    out = []
+    for d, p, q in zip(out_pairs, ps, qs):
+        ratio = float(math.exp(np.median(d))) if len(d) else math.nan
+        sig = q < alpha and math.isfinite(ratio) and ratio != 1.0
+        v = ("slower" if ratio > 1 else "faster") if sig else "~"
+        s = float(np.std(d, ddof=1)) if len(d) > 1 else math.nan
+        out.append(Verdict(ratio, float(p), float(q), v, mde_paired(s, len(d), alpha), s, len(d), len(d)))
+    return out
+
+
 def process_samples(values, groups) -> np.ndarray:
     """Process-level samples: the median of each group's (process's) values, in group order."""
     values = np.asarray(values, float)

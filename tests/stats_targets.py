@@ -9,6 +9,15 @@
         suite's serial workloads: delay 0 in the first, DELAY in the second,
         the same config, so compare matches the cells; prints how many of
         delayed's cells are called slower, at what measured slowdown.
+        Two separate runs: the unpaired comparison a CI gate makes.
+    python tests/stats_targets.py injected --pct 20 [--suite quick|full] [--processes 8]
+        the issue's injected-slowdown target: on each serial workload of the
+        suite's first matrix, the test-only ``delayed`` strategy against itself
+        slowed by PCT percent, calibrated per workload (a pilot measures the
+        cell's ns/op and the cost of one delay step), both sides in every
+        process, interleaved (what ``alloclab ab`` runs); prints each cell's
+        measured slowdown and its verdict, paired (signed-rank on per-process
+        ratios, as ab) and unpaired (U test, as compare of two runs).
 
 Not a test (it takes minutes and needs a quiet machine); a script, like
 serial_fingerprint.py, whose output goes into the README and the notes.
@@ -68,7 +77,7 @@ def aa(args) -> None:
         print(f"pair {i + 1}: {flagged} of {n} cells flagged; compare --fail min:5% exit {rc}  ({a} {b})", flush=True)
 
 
-def slowdown(args) -> None:
+def _register_delayed():
     from alloclab import strategies
     from alloclab.strategies import _numba_cache
 
@@ -77,6 +86,10 @@ def slowdown(args) -> None:
     from conftest import DELAYED
 
     strategies.register(DELAYED)
+
+
+def slowdown(args) -> None:
+    _register_delayed()
     root = Path(tempfile.mkdtemp(prefix="slow-"))
     suite = root / "s.toml"
     suite.write_text(f"[suite]\nname = 'slowdown'\nprocesses = {args.processes}\nreps = {args.reps}\n"
@@ -95,6 +108,89 @@ def slowdown(args) -> None:
           f"unchanged strategies: {int(o['significant'].sum())} of {len(o)} flagged  ({a} {b})")
 
 
+def _suite_workloads(suite: str) -> tuple[list[dict], int]:
+    """The serial workloads of a suite's first matrix, and its arena."""
+    import tomllib
+
+    from alloclab.harness import bench as B
+
+    text, _ = B._suite_text(suite)
+    doc = tomllib.loads(text)
+    return doc["matrix"][0]["workloads"], int(doc["suite"].get("arena_mb", 2048))
+
+
+def _calibrate(wl: dict, pct: float, arena_mb: int, pilot_steps: int = 16, reps: int = 7) -> tuple[int, int, float]:
+    """(delay, delay_frac, base ns/op) that make delayed on this workload ``pct`` percent slower,
+    from a pilot in this process: the fastest of ``reps`` runs at no delay and at ``pilot_steps``
+    (the fastest, not the median: a pilot wants the cost of the code, not of the moment)."""
+    import numpy as np
+
+    from alloclab import strategies, workloads
+    from alloclab.harness import runner
+
+    params = {k: v for k, v in wl.items() if k != "name"}
+    tr = workloads.generate(wl["name"], procs=1, seed=1, **params)
+    mod = strategies.resolve("delayed").load()
+
+    def ns(cfg):
+        out = runner.run_cell("delayed", cfg, tr, reps=reps, arena_mb=arena_mb)
+        return float(np.min([1e9 * r.wall_s / len(tr) for _, r in out]))
+
+    base = ns(mod.Config())
+    step = max((ns(mod.Config(delay=pilot_steps)) - base) / pilot_steps, 1e-3)
+    want = pct / 100 * base / step                 # steps per op
+    whole = int(want)
+    return whole, min(1023, int(round((want - whole) * 1024))), base
+
+
+def injected(args) -> None:
+    import numpy as np
+    import pandas as pd
+
+    _register_delayed()
+    wls, arena_mb = _suite_workloads(args.suite)
+    root = Path(tempfile.mkdtemp(prefix="inj-"))
+    lines = [f"[suite]\nname = 'injected'\nprocesses = {args.processes}\nreps = {args.reps}\nseed = 1\n"
+             f"arena_mb = {arena_mb}\n"]
+    cal = {}
+    for wl in wls:
+        d, f, base = _calibrate(wl, args.pct, arena_mb)
+        cal[wl["name"]] = (d, f, base)
+        print(f"calibrated {wl['name']}: base {base:.1f} ns/op, delay {d} + {f}/1024 steps per op", flush=True)
+        inline = ", ".join(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in wl.items())
+        lines.append(f"[[matrix]]\nstrategies = [\"delayed\"]\nworkloads = [{{ {inline} }}]\nprocs = [1]\n"
+                     f"modes = [\"serial\"]\nconfigs = [{{}}, {{ delay = {d}, delay_frac = {f} }}]\n")
+    suite = root / "s.toml"
+    suite.write_text("\n".join(lines))
+    out = root / "run"
+    bench(str(suite), out)
+    df = R.load([out])
+    df = df[df["status"] == "ok"]
+    slow = df["config_json"].str.contains('"delay": [1-9]|"delay_frac": [1-9]', regex=True)
+    sides, names, measured = [], [], []
+    for w in sorted(df["workload"].unique()):
+        g = df[df["workload"] == w]
+        ga, gb = g[~slow[g.index]], g[slow[g.index]]
+        sides.append((ga, gb))
+        names.append(w)
+        ra = ga.groupby("proc")["ns_per_op"].median()
+        rb = gb.groupby("proc")["ns_per_op"].median()
+        measured.append(float(np.median((rb / ra).dropna())) - 1)
+    paired = compare.side_verdicts(sides, paired=True)
+    unpaired = compare.side_verdicts(sides)
+    t = pd.DataFrame(dict(workload=names, measured_pct=[100 * m for m in measured],
+                          paired=[v.verdict for v in paired], paired_q=[v.q for v in paired],
+                          paired_mde_pct=[100 * v.mde for v in paired],
+                          unpaired=[v.verdict for v in unpaired], unpaired_q=[v.q for v in unpaired],
+                          unpaired_mde_pct=[100 * v.mde for v in unpaired]))
+    print(t.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    n = len(t)
+    print(f"injected {args.pct:g}% ({args.suite} workloads, {args.processes} processes, interleaved): "
+          f"paired {int((t['paired'] == 'slower').sum())} of {n} cells called slower, "
+          f"unpaired {int((t['unpaired'] == 'slower').sum())} of {n}; measured slowdown "
+          f"{t['measured_pct'].min():.0f}-{t['measured_pct'].max():.0f}%  ({out})")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -107,5 +203,11 @@ if __name__ == "__main__":
     s.add_argument("--processes", type=int, default=6)
     s.add_argument("--reps", type=int, default=1)
     s.set_defaults(fn=slowdown)
+    s = sub.add_parser("injected")
+    s.add_argument("--pct", type=float, default=20.0)
+    s.add_argument("--suite", default="quick")
+    s.add_argument("--processes", type=int, default=8)
+    s.add_argument("--reps", type=int, default=1)
+    s.set_defaults(fn=injected)
     a = ap.parse_args()
     a.fn(a)

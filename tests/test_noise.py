@@ -100,13 +100,13 @@ def delayed():
 def test_ab_detects_an_injected_slowdown(tmp_path, capsys, delayed):
     cfg = tmp_path / "slow.toml"
     cfg.write_text("delay = 200\n")
-    rc = main(["ab", "delayed", f"delayed:{cfg}", "-w", "random", "--scale", "0.02", "--processes", "4",
+    rc = main(["ab", "delayed", f"delayed:{cfg}", "-w", "random", "--scale", "0.02", "--processes", "6",
                "--out", str(tmp_path / "ab"), "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "slower" in out
     df = R.load([tmp_path / "ab"])
-    assert sorted(df["proc"].unique()) == [0, 1, 2, 3]
+    assert sorted(df["proc"].unique()) == [0, 1, 2, 3, 4, 5]
 
 
 def test_noise_reports_the_split_and_no_false_positive_on_a_clear_aa(tmp_path, capsys):

@@ -120,3 +120,58 @@ def test_plan_puts_repetitions_where_the_variance_is():
     # the plan reaches the target: the MDE at the planned counts is at most 10%
     sigma = math.sqrt(0.01 + 0.0004 / r1)
     assert sig.mde(sigma, k1, k1) <= 0.10 < sig.mde(sigma, k1 - 1, k1 - 1)
+
+
+# ---------------------------------------------------------------- paired: both sides in each process
+
+def _paired(rng, cells, n, sigma_process, sigma_pair, shift=0.0):
+    """Matched samples whose processes differ by ``sigma_process`` (shared by both sides) and
+    whose two sides differ within a process by ``sigma_pair``."""
+    out = []
+    for _ in range(cells):
+        proc = rng.normal(0, sigma_process, n)
+        out.append((np.exp(proc + rng.normal(0, sigma_pair, n)), np.exp(proc + shift + rng.normal(0, sigma_pair, n))))
+    return out
+
+
+def test_signed_rank_exact_values():
+    # all 6 differences positive: W+ = 21, p = 2 / 2^6
+    w, p = sig.signed_rank([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert w == 21 and p == pytest.approx(2 / 64)
+    assert sig.signed_rank([-0.1, -0.2, -0.3, -0.4, -0.5])[1] == pytest.approx(sig.min_p_paired(5)) == 0.0625
+    # balanced signs: p = 1
+    assert sig.signed_rank([0.1, -0.2, 0.3, -0.4, -0.5, 0.6, 0.7, -0.8])[1] > 0.5
+    assert sig._w_counts(7).sum() == 2 ** 7
+
+
+def test_paired_aa_false_positive_rate_is_at_most_nominal():
+    rng = np.random.default_rng(17)
+    ps = [sig.signed_rank(np.log(b / a))[1] for a, b in _paired(rng, 2000, 8, 0.3, 0.05)]
+    assert np.mean(np.array(ps) < 0.05) <= 0.05 + 0.012
+    flagged = sum(any(v.significant for v in sig.paired_verdicts(_paired(rng, 20, 8, 0.3, 0.05)))
+                  for _ in range(300))
+    assert flagged / 300 <= 0.05 + 0.035
+
+
+@pytest.mark.parametrize("n,sigma", [(6, 0.05), (8, 0.1), (12, 0.05)])
+def test_paired_power_at_the_computed_mde_is_as_computed(n, sigma):
+    # the pair's spread is sigma * sqrt(2) in the log ratio: that is what mde_paired is given
+    effect = sig.mde_paired(sigma * math.sqrt(2), n)
+    assert 0 < effect < 1
+    rng = np.random.default_rng(19)
+    pairs = _paired(rng, 1500, n, 0.3, sigma, shift=math.log1p(effect))
+    power = np.mean([sig.signed_rank(np.log(b / a))[1] < sig.ALPHA for a, b in pairs])
+    assert abs(power - sig.POWER) < 0.05, (effect, power)
+
+
+def test_pairing_detects_what_the_process_spread_hides_from_the_unpaired_test():
+    # processes differ by 30%, the change is 10%, the two sides of a process differ by 3%
+    rng = np.random.default_rng(23)
+    pairs = _paired(rng, 6, 8, 0.3, 0.03, shift=math.log(1.1))
+    assert all(v.verdict == "slower" for v in sig.paired_verdicts(pairs))
+    assert sum(v.verdict == "slower" for v in sig.verdicts(pairs)) <= 2
+    with pytest.raises(ValueError, match="one old and one new value per process"):
+        sig.paired_verdicts([([1.0, 2.0], [1.0])])
+    # five pairs can never reach 5%: "~" however large the change
+    v = sig.paired_verdicts([([1.0, 1.1, 0.9, 1.2, 1.0], [2.0, 2.2, 1.8, 2.4, 2.1])])[0]
+    assert v.verdict == "~" and math.isinf(v.mde)

@@ -32,6 +32,9 @@ ALIGN16 = True
 @dataclasses.dataclass(frozen=True)
 class Config(ConfigBase):
     delay: int = param(0, lo=0, hi=1_000_000, doc="dependent xorshift-multiply steps per alloc and per free (0: no delay)")
+    delay_frac: int = param(0, lo=0, hi=1023, doc="a further fraction of a step per op, in 1/1024ths, spent as a whole step "
+                                                  "every 1024/delay_frac ops (a slowdown finer than one step: "
+                                                  "tests/stats_targets.py sets a cell's to make it 20% slower)")
     slow_every: int = param(0, lo=0, hi=1_000_000, doc="every Nth alloc (per P) takes the slow path (0: never)")
     slow_delay: int = param(20_000, lo=0, hi=10_000_000, doc="extra steps the slow path spins")
 
@@ -43,7 +46,7 @@ class State(NamedTuple):
     cursor: np.ndarray
     limit: np.ndarray
     region: np.ndarray
-    delay: np.ndarray      # (1,) steps per op
+    delay: np.ndarray      # (3,) steps per op, fraction of a step per op (1/1024ths), the fraction's carry
     sink: np.ndarray       # (1,) where the chain ends, so it is not dead code
     slow: np.ndarray       # (2,) slow_every, slow_delay
 
@@ -54,7 +57,7 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     delay = int(os.environ.get("ALLOCLAB_TEST_DELAY", config.delay))
     b = bump.make_state(bump.Config(), heap, nprocs)
     return State(new_counters(nprocs), heap.meta, heap.arena, b.cursor, b.limit, b.region,
-                 np.array([delay], np.int64), np.zeros(1, np.uint64),
+                 np.array([delay, config.delay_frac, 0], np.int64), np.zeros(1, np.uint64),
                  np.array([config.slow_every, config.slow_delay], np.int64))
 
 
@@ -71,8 +74,17 @@ def _spin(st, steps):
 
 
 @kernel
+def _delay(st):
+    # the carry is one word for all Ps: exact in serial mode, approximate (racy) in threads mode
+    d = st.delay
+    d[2] += d[1]
+    _spin(st, d[0] + (d[2] >> 10))
+    d[2] &= 1023
+
+
+@kernel
 def alloc(st, p, size, kind):
-    _spin(st, st.delay[0])
+    _delay(st)
     every = st.slow[0]
     if every > 0 and st.counters[p, 0] % every == every - 1:   # counters[p, ALLOCS]: this P's allocs so far
         st.counters[p, X_SLOW] += 1
@@ -82,7 +94,7 @@ def alloc(st, p, size, kind):
 
 @kernel
 def free(st, p, addr, size, kind):
-    _spin(st, st.delay[0])
+    _delay(st)
     bump.free(st, p, addr, size, kind)
 
 
