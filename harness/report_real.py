@@ -11,6 +11,10 @@ The section appears when a run holds ``real:`` workloads. Beside their traces
 (loaded from the recording cache) it puts ``web`` and ``pipeline`` at
 ``SYNTHETIC_SCALE`` on the same P count, the pairs the synthetic-against-real
 comparison in docs/findings.md reads.
+
+``python -m alloclab.harness.report_real`` prints that comparison as a
+markdown table (each synthetic workload beside the recording it stands for,
+``PAIRS``), recording a program first when its trace is not cached.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import pandas as pd
 from alloclab.harness.report import ReportInput, Section
 
 SYNTHETIC = ("web", "pipeline")
+PAIRS = (("real:go-httpserver", "web"), ("real:go-jsonpipeline", "pipeline"))   # recording, its synthetic peer
 SYNTHETIC_SCALE = 0.05
 BANDS = ((16, "<=16"), (128, "17-128"), (1024, "129-1K"), (32768, "1K-32K"))
 TITLE = "Real programs: the shape of each trace"
@@ -103,3 +108,53 @@ def section(inp: ReportInput) -> Section | None:
     if not any(k.startswith("real:") for k in traces):
         return None
     return Section(TITLE, NOTE, tables=(("Trace shapes", shape_table(traces)),))
+
+
+def _fmt_row(name: str, r: dict) -> str:
+    mib = r["peak_live_kb"] / 1024
+    return (f"| {name} | {r['allocs']:,} | {mib:.1f} MiB | {r['size_p50']:,.0f} / {r['size_p90']:,.0f} | "
+            f"{r['share_<=16']:.0%} | {r['cross_p_free']:.2f} | {r['life_p50']:,.0f} / {r['life_p90']:,.0f} | "
+            f"{r['never_freed']:.0%} | {r['objects_per_goroutine']:,.0f} |")
+
+
+def comparison_markdown(traces: dict) -> str:
+    """{name: trace} -> the synthetic-against-real table (markdown), rows in the given order."""
+    head = ("| trace | allocs | peak live | size p50 / p90 (B) | allocs <= 16 B | cross-P frees | "
+            "lifetime p50 / p90 (ops) | never freed | objects per goroutine |\n|" + "---|" * 9)
+    return "\n".join([head] + [_fmt_row(n, shape(tr, goroutines_of(tr))) for n, tr in traces.items()])
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from alloclab import workloads
+    from alloclab.harness import real_programs
+
+    ap = argparse.ArgumentParser(
+        prog="python -m alloclab.harness.report_real",
+        description="Print each synthetic workload beside the recorded program it stands for "
+                    "(web: go-httpserver, pipeline: go-jsonpipeline) as a markdown table of trace shapes.",
+        epilog="example: python -m alloclab.harness.report_real --scale 0.05 --procs 4")
+    ap.add_argument("--scale", type=float, default=SYNTHETIC_SCALE,
+                    help=f"scale of the synthetic workloads (default {SYNTHETIC_SCALE})")
+    ap.add_argument("--procs", type=int, default=4,
+                    help="Ps of the synthetic workloads (default 4, the recordings' GOMAXPROCS)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the synthetic workloads (default 1)")
+    a = ap.parse_args(argv)
+    if not (a.scale > 0) or a.procs < 1:
+        print("error: --scale must be > 0 and --procs >= 1", file=sys.stderr)
+        return 2
+    traces = {}
+    for real, synth in PAIRS:
+        try:
+            traces[real] = real_programs.trace(real, log=lambda line: print(line, file=sys.stderr))
+        except real_programs.RecordingError as e:
+            print(str(e), file=sys.stderr)
+        traces[synth] = workloads.generate(synth, procs=a.procs, seed=a.seed, scale=a.scale)
+    print(comparison_markdown(traces))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
