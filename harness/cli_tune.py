@@ -32,6 +32,10 @@ def add_commands(sub, parser_class) -> None:
     s.add_argument("--seed", type=_nonneg_int, default=0, help="first trace seed, and the sampler's seed")
     s.add_argument("--tune-seeds", type=_positive_int, default=1,
                    help="traces per workload a trial is scored on (seeds SEED..SEED+N-1; geometric mean)")
+    s.add_argument("--time-processes", type=_positive_int, default=3,
+                   help="time objective: fresh processes per trial, each timing the default and the trial config "
+                        "(the objective is the trial's time relative to the default, per-process ratios; "
+                        "1: an in-process median ns/op, cheaper and as noisy as the moment; default 3)")
     s.add_argument("--scale", type=_scale, help="workload scale for tuning (default: per workload, see tune.py)")
     s.add_argument("--procs", type=_procs, default=2, help="number of Ps in the tuning traces")
     s.add_argument("--fix", action="append", metavar="KEY=VALUE", help="hold a config field fixed (repeatable; default: "
@@ -74,7 +78,8 @@ def cmd_tune(args) -> int:
     spec = T.TuneSpec(strategy=args.strategy, workloads=[w.strip() for w in args.workloads.split(",") if w.strip()],
                       objectives=[o.strip() for o in args.objective.split(",") if o.strip()], scale=args.scale,
                       procs=args.procs, seed=args.seed, n_seeds=args.tune_seeds, tune_all=args.tune_all,
-                      fixed=_parse_fix(args.fix, args.strategy), realizable=args.realizable)
+                      fixed=_parse_fix(args.fix, args.strategy), realizable=args.realizable,
+                      time_processes=args.time_processes)
     try:
         spec.validate()
     except T.TuneError as e:

@@ -11,11 +11,20 @@ tuning workloads and scores it:
             rewards configs that slip under that trace's next step, a gain that
             held-out seeds do not keep (docs/findings.md, "Tuning seeds"); in-use
             pages move page by page and show what a config saves on any trace
-    time    median ns/op over ``time_reps`` repetitions (geomean over workloads),
-            in the trial's own process: it steers the search, and like any
-            in-process figure it carries the machine's moment (significance.py);
-            whether the winner is really faster is decided afterwards, in fresh
-            processes (held-out validation)
+    time    the trial's time relative to the strategy's default config (1.0:
+            as fast; geomean over workloads), measured as ``alloclab ab``
+            measures (significance.py): ``time_processes`` fresh processes,
+            each timing the default and the trial config on every tuning trace
+            in ABBA order (``time_reps`` repetitions each, after a warm-up),
+            the median over processes of each process's trial/default ratio.
+            Why relative, and why processes: in one process, a trial timed at
+            a slow moment of the machine loses to a worse one timed at a fast
+            moment, and a process's placement moves ns/op by 1.4-2x
+            (docs/statistics.md); a ratio within the process cancels both. The
+            price is time: each trial starts ``time_processes`` processes.
+            ``time_processes = 1``: the old in-process median ns/op, cheap,
+            and as noisy as the moment. Whether the winner is really faster is
+            decided afterwards on held-out traces (held-out validation)
     locks   central + global lock acquisitions per 1,000 ops
 Several objectives give a multi-objective study and a Pareto front.
 
@@ -105,6 +114,7 @@ class TuneSpec:
     seed: int = 0
     n_seeds: int = 1
     time_reps: int = 3
+    time_processes: int = 3    # time objective: fresh processes per trial, default and trial config in each
     arena_mb: int = DEFAULT_ARENA_MB
     tune_all: bool = False
     fixed: dict[str, Any] = field(default_factory=dict)
@@ -122,6 +132,8 @@ class TuneSpec:
         unknown = set(self.fixed) - names
         if unknown:
             raise TuneError(f"--fix: {self.strategy} has no config field(s) {', '.join(sorted(unknown))}")
+        if not 1 <= self.time_processes <= 30:
+            raise TuneError(f"--time-processes {self.time_processes}: outside 1..30")
         if self.realizable and self.strategy != "go":
             raise TuneError(f"--realizable: only for -s go (size-class tables the real Go runtime can run), "
                             f"not {self.strategy}")
@@ -176,14 +188,15 @@ def evaluate(spec: TuneSpec, config, workload_list=None, seed=None) -> dict[str,
     seeds = [spec.seed + i for i in range(spec.n_seeds)] if seed is None else [seed]
     strategies.get(spec.strategy)   # unknown or unavailable: the one-line error, before any run
     d = strategies.descriptor(spec.strategy)
+    in_processes = "time" in spec.objectives and spec.time_processes > 1
     per = {}
     for w in workload_list or spec.workloads:
         rows = []
         for sd in seeds:
             tr = get_trace(w, spec.procs, sd, spec.scale_for(w))
-            reps = spec.time_reps if "time" in spec.objectives else 1
-            res = runner.run_cell(spec.strategy, config, tr, mode="serial", reps=reps, arena_mb=spec.arena_mb,
-                                  warmup="time" in spec.objectives)
+            in_here = "time" in spec.objectives and not in_processes
+            res = runner.run_cell(spec.strategy, config, tr, mode="serial", reps=spec.time_reps if in_here else 1,
+                                  arena_mb=spec.arena_mb, warmup=in_here)
             bad = [r for _, r in res if r.status != "ok"]
             if bad:
                 return {"status": bad[0].status, "error": bad[0].error, "per_workload": per}
@@ -200,9 +213,19 @@ def evaluate(spec: TuneSpec, config, workload_list=None, seed=None) -> dict[str,
                              fast_path_rate=int(c[counters.FAST_HITS]) / max(int(c[counters.ALLOCS]), 1)))
         per[w] = {k: _gmean([r[k] for r in rows]) if k in ("overhead", "inuse_overhead", "floor_overhead", "ns_per_op")
                   else float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    if in_processes:
+        default = strategies.get(spec.strategy).Config()
+        trace_rows = [dict(workload=w, seed=sd) for w in per for sd in seeds]
+        for r, t in zip(trace_rows, _interleaved_time(spec, default, config, trace_rows, spec.time_processes,
+                                                      reps=spec.time_reps)):
+            r.update(t)
+        for w in per:
+            mine = [r for r in trace_rows if r["workload"] == w]
+            per[w]["ns_per_op"] = _gmean([r["tuned_ns"] for r in mine])
+            per[w]["time_ratio"] = _gmean([r["ratio"] for r in mine])
     values = {"memory": _gmean([v["overhead"] for v in per.values()]),
               "inuse": _gmean([v["inuse_overhead"] for v in per.values()]),
-              "time": _gmean([v["ns_per_op"] for v in per.values()]),
+              "time": _gmean([v["time_ratio"] if in_processes else v["ns_per_op"] for v in per.values()]),
               "locks": float(np.mean([v["locks"] for v in per.values()]))}
     return {"status": "ok", "per_workload": per, "values": values}
 
@@ -426,15 +449,16 @@ def best_trials(study):
 
 
 def held_out_validation(spec: TuneSpec, config, other_workloads: list[str] | None = None,
-                        processes: int = 5, out_dir: Path | None = None, progress: bool = False) -> list[dict[str, Any]]:
+                        processes: int = 6, out_dir: Path | None = None, progress: bool = False) -> list[dict[str, Any]]:
     """Tuned vs default config on held-out seeds (tuning workloads) and on the other named workloads.
 
     Memory is deterministic (serial): one run each. Time is measured the way
     ``alloclab ab`` measures it (significance.py, rounds.py): ``processes``
     fresh worker processes, each timing default and tuned on every held-out
     trace in ABBA order beside the yardstick; each row gets the ratio of
-    median ns/op, a verdict (faster, slower or ~, Benjamini-Hochberg across
-    the rows) and the smallest change it could have detected. The time
+    median ns/op, a paired verdict on the per-process ratios (faster, slower
+    or ~, Benjamini-Hochberg across the rows; 6 processes at least, see
+    significance.min_p_paired) and the smallest change it could have detected. The time
     cells land in ``out_dir`` (a results folder; a temporary one if None).
     """
     mod = strategies.get(spec.strategy)
@@ -518,20 +542,24 @@ def _real_validation(spec: TuneSpec, default, tuned, rows) -> list[dict[str, Any
     return out
 
 
-def _time_validation(spec: TuneSpec, default, tuned, rows, processes: int, out_dir: Path | None,
-                     progress: bool) -> list[dict[str, Any]]:
-    """Default against tuned ns/op on each row's trace, in fresh processes (see held_out_validation)."""
+def _interleaved_time(spec: TuneSpec, default, other, rows, processes: int, out_dir: Path | None = None,
+                      progress: bool = False, reps: int = 1) -> list[dict[str, Any]]:
+    """``default`` against ``other`` on each row's trace (``workload``, ``seed``), both timed in
+    each of ``processes`` fresh worker processes, ABBA, as ``alloclab ab`` times them. Per row:
+    each side's median ns/op, the median per-process ratio other/default, and a paired verdict
+    (significance.paired_verdicts; Benjamini-Hochberg across the rows)."""
     import tempfile
 
     from alloclab.harness import bench, compare
 
-    suite = bench.Suite(name="validation-time", description="default against tuned, held-out traces", reps=1,
-                        seed=0, arena_mb=spec.arena_mb, processes=processes)
+    suite = bench.Suite(name="interleaved-time", description="default against another config, in fresh processes",
+                        reps=reps, seed=0, arena_mb=spec.arena_mb, processes=processes)
+    same = other.config_hash() == default.config_hash()   # a trial may sample the default itself
     for r in rows:
-        for cfg in (default, tuned):
+        for cfg in ((default,) if same else (default, other)):
             suite.cells.append(bench.Cell(spec.strategy, cfg, r["workload"], {"scale": spec.scale_for(r["workload"])},
                                           spec.procs, "serial", r["seed"]))
-    with tempfile.TemporaryDirectory(prefix="alloclab-validation-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="alloclab-time-") as tmp:
         run = Path(out_dir) if out_dir is not None else Path(tmp) / "time"
         bench.run_suite(suite, run, progress=progress, log=lambda *a: None)
         df = R.load([run])
@@ -539,13 +567,21 @@ def _time_validation(spec: TuneSpec, default, tuned, rows, processes: int, out_d
     sides, meds = [], []
     for r in rows:
         g = df[(df["workload"] == r["workload"]) & (df["seed"] == r["seed"])]
-        gd, gt = g[g["config_hash"] == default.config_hash()], g[g["config_hash"] == tuned.config_hash()]
+        gd, gt = g[g["config_hash"] == default.config_hash()], g[g["config_hash"] == other.config_hash()]
         sides.append((gd, gt))
         meds.append((float(np.median(gd["ns_per_op"])) if len(gd) else math.nan,
                      float(np.median(gt["ns_per_op"])) if len(gt) else math.nan))
-    return [dict(default_ns=dn, tuned_ns=tn, ns_change=tn / dn - 1 if dn else math.nan, ns_verdict=v.verdict,
-                 ns_mde=v.mde, ns_processes=min(v.n_old, v.n_new))
-            for (dn, tn), v in zip(meds, compare.side_verdicts(sides))]
+    return [dict(default_ns=dn, tuned_ns=tn, ratio=v.ratio, verdict=v.verdict, mde=v.mde, processes=v.n_old)
+            for (dn, tn), v in zip(meds, compare.side_verdicts(sides, paired=True))]
+
+
+def _time_validation(spec: TuneSpec, default, tuned, rows, processes: int, out_dir: Path | None,
+                     progress: bool) -> list[dict[str, Any]]:
+    """Default against tuned ns/op on each row's trace, in fresh processes (see held_out_validation)."""
+    return [dict(default_ns=t["default_ns"], tuned_ns=t["tuned_ns"],
+                 ns_change=t["tuned_ns"] / t["default_ns"] - 1 if t["default_ns"] else math.nan,
+                 ns_verdict=t["verdict"], ns_mde=t["mde"], ns_processes=t["processes"])
+            for t in _interleaved_time(spec, default, tuned, rows, processes, out_dir, progress)]
 
 
 def write_best_toml(path: Path, strategy: str, config, note: str) -> None:

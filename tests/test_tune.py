@@ -82,6 +82,19 @@ def test_inuse_objective_falls_back_to_mapped_without_span_accounting():
     assert v["inuse"] == v["memory"]
 
 
+def test_time_objective_is_a_ratio_to_the_default_measured_in_fresh_processes():
+    spec = T.TuneSpec("freelist", ["web"], ["time"], scale=0.01, time_processes=2, time_reps=1).validate()
+    fl = strategies.get("freelist")
+    out = T.evaluate(spec, fl.Config(cache_capacity=8, batch=4))
+    w = out["per_workload"]["web"]
+    assert out["status"] == "ok" and out["values"]["time"] == pytest.approx(w["time_ratio"])
+    assert 0.2 < w["time_ratio"] < 5 and w["ns_per_op"] > 0
+    # the default against itself: the same cells on both sides, a ratio of exactly 1
+    assert T.evaluate(spec, fl.Config())["values"]["time"] == pytest.approx(1.0)
+    with pytest.raises(T.TuneError, match="--time-processes 0"):
+        T.TuneSpec("freelist", ["web"], ["time"], time_processes=0).validate()
+
+
 def test_held_out_validation_rows():
     spec = T.TuneSpec("freelist", ["web"], ["memory"], scale=0.01).validate()
     tuned = strategies.get("freelist").Config(cache_capacity=8, batch=4)
