@@ -23,7 +23,15 @@ PYTHONMALLOC=malloc on a stdlib-heavy script, both under
 ``workloads/programs/``) runs under alloclab's LD_PRELOAD recorder
 (``workloads/recorder.py``; the installed binary itself, not a wrapper or a
 shim, so the recorded process is the program) and is cached the same way,
-keyed by its input, arguments, the binary's bytes and the recorder's source.
+keyed by its input, arguments, parameters, the binary's bytes and the
+recorder's source. lua5.4 runs a script kept in the repo the same way.
+
+A server (``ServerProgram``: redis-server) is started directly under the
+recorder, listening on a free port of 127.0.0.1 only, with no persistence and
+its working folder in a temporary folder; its client (redis-benchmark, a
+bounded number of requests) runs unrecorded, then ``redis-cli shutdown
+nosave`` stops the server cleanly, so that its exit flushes the recorder's
+buffer and the trace is complete. Only the server's own process is imported.
 
 The programs are sized so that a recording takes well under two minutes on a
 2-core machine; each one's source (or input) says what allocation pattern it
@@ -31,7 +39,7 @@ stands for.
 
 What cannot run here is a reason, not a failure: ``unavailable(name)`` says
 why (no ``go`` on PATH; a Go without allocfreetrace, i.e. 1.22 or later; a
-package not installed; no C compiler for the recorder) and
+package, or a server's client, not installed; no C compiler for the recorder) and
 the bench suite skips those cells with it. A program that fails while being
 recorded raises ``RecordingError`` (one line).
 """
@@ -42,6 +50,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -56,6 +65,7 @@ PREFIX = "real:"
 PROGRAMS_DIR = Path(workloads.__file__).resolve().parent / "programs"   # package data (pyproject.toml)
 GO_DIR = PROGRAMS_DIR / "go"
 RECORD_TIMEOUT_S = 600
+SERVER_READY_S = 20      # a server that does not accept connections by then is a failed recording
 # a trace recorded by an older importer is recorded again: bump when the import's output changes
 IMPORT_VERSION = 1
 
@@ -80,7 +90,7 @@ class GoProgram:
 # Sizes: 30-120k events each (allocfreetrace prints a stack trace per event, so the cost per event grows
 # with stack depth: gofmt's recursive parser is the dearest): enough for the shape of the workload, small
 # enough that each records in well under two minutes (times in docs/findings.md).
-PROGRAMS: dict[str, GoProgram | CProgram] = {
+PROGRAMS: dict[str, GoProgram | CProgram | ServerProgram] = {
     "go-httpserver": GoProgram("httpserver", "net/http server, a goroutine per connection, 4 loopback clients",
                                {"requests": 600, "clients": 4}),
     "go-jsonpipeline": GoProgram("jsonpipeline", "channel pipeline: generate -> json.Marshal -> json.Unmarshal",
@@ -102,10 +112,31 @@ class CProgram:
     input: str                     # a file under workloads/programs
     env: tuple[tuple[str, str], ...] = ()
     procs: int = 1                 # its threads (the recorder maps each thread to a P)
-    params: dict = field(default_factory=dict)   # none: the input decides the run
+    params: dict = field(default_factory=dict)   # name -> default, each "{name}" in args
+    version_args: tuple[str, ...] = ("--version",)
 
-    def argv(self) -> list[str]:
-        return [self.exe] + [a.replace("{input}", str(PROGRAMS_DIR / self.input)) for a in self.args]
+    def argv(self, params: dict) -> list[str]:
+        return [self.exe] + _fill(self.args, params, input=PROGRAMS_DIR / self.input)
+
+
+@dataclass(frozen=True)
+class ServerProgram:
+    exe: str                       # the server, started directly under the recorder (the recorded process)
+    package: str                   # the Debian package that installs it (.ci/apt-packages)
+    about: str
+    args: tuple[str, ...]          # "{port}" and "{dir}" (a temporary working folder) stand for theirs
+    client: tuple[str, ...]        # drives the server, unrecorded; "{port}" and "{<param>}" filled in
+    stop: tuple[str, ...]          # asks the server to exit cleanly: the recorder's buffer is flushed at exit
+    tools: str                     # the package of the client and stop programs
+    params: dict = field(default_factory=dict)   # name -> default, each "{name}" in client
+    procs: int = 1                 # the threads that allocate (the recorder maps each thread to a P)
+    version_args: tuple[str, ...] = ("--version",)
+
+
+def _fill(args, params: dict, **more) -> list[str]:
+    """``args`` with each "{name}" replaced by its value in ``params`` or ``more``."""
+    values = {k: str(v) for k, v in {**params, **more}.items()}
+    return [re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), a) for a in args]
 
 
 # python3's script is not named *.py: numba's cache is keyed by every *.py under workloads/, and an
@@ -116,15 +147,34 @@ C_PROGRAMS: dict[str, CProgram] = {
     "python3": CProgram("/usr/bin/python3", "python3", "CPython with PYTHONMALLOC=malloc: json, re, Counter on 4 "
                         "threads", ("-S", "{input}"), "python/stdlib_mix.python", env=(("PYTHONMALLOC", "malloc"),),
                         procs=4),
+    "lua": CProgram("/usr/bin/lua5.4", "lua5.4", "Lua 5.4 interpreter: records, string building, growing "
+                    "tables, closures, word counts", ("{input}", "{rounds}"), "lua/interp_mix.lua",
+                    params={"rounds": 4}, version_args=("-v",)),
+}
+# redis-server: no persistence (no fork, no dump file), loopback only, its folder a temporary one. The
+# client: redis-benchmark's default command mix on a random keyspace (-r), values of 64 B, `requests`
+# per command from `clients` connections: strings, lists, sets, hashes and sorted sets are made and
+# overwritten, and query buffers and replies come and go per request.
+SERVERS: dict[str, ServerProgram] = {
+    "redis": ServerProgram(
+        "/usr/bin/redis-server", "redis-server", "redis-server driven by redis-benchmark on loopback",
+        ("--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "{dir}",
+         "--daemonize", "no", "--logfile", "", "--loglevel", "warning"),
+        ("/usr/bin/redis-benchmark", "-h", "127.0.0.1", "-p", "{port}", "-n", "{requests}", "-c", "{clients}",
+         "-r", "10000", "-d", "64", "-q",
+         "-t", "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset"),
+        ("/usr/bin/redis-cli", "-h", "127.0.0.1", "-p", "{port}", "shutdown", "nosave"),
+        "redis-tools", {"requests": 2000, "clients": 4}),
 }
 PROGRAMS.update(C_PROGRAMS)
+PROGRAMS.update(SERVERS)
 
 
 def names() -> list[str]:
     return [PREFIX + n for n in PROGRAMS]
 
 
-def program(name: str) -> GoProgram:
+def program(name: str) -> GoProgram | CProgram | ServerProgram:
     """The program of ``real:<name>``; ValueError naming the choices for another name."""
     key = name[len(PREFIX):] if name.startswith(PREFIX) else name
     if key not in PROGRAMS:
@@ -159,10 +209,14 @@ def go_toolchain() -> tuple[str | None, str | None]:
 def unavailable(name: str) -> str | None:
     """Why ``real:<name>`` cannot be recorded here, or None. ValueError for an unknown program."""
     prog = program(name)
-    if isinstance(prog, CProgram):
+    if isinstance(prog, (CProgram, ServerProgram)):
         from alloclab.workloads import recorder
         if not os.path.isfile(prog.exe):
             return f"{name}: skipped, {prog.exe} is not installed (apt-get install {prog.package})"
+        if isinstance(prog, ServerProgram):
+            for tool in (prog.client[0], prog.stop[0]):
+                if not os.path.isfile(tool):
+                    return f"{name}: skipped, {tool} is not installed (apt-get install {prog.tools})"
         if recorder.compiler() is None:
             return f"{name}: skipped, no C compiler to build the recorder (apt-get install gcc)"
         return None
@@ -180,11 +234,17 @@ def unavailable(name: str) -> str | None:
 
 def _key(prog, params: dict, version: str) -> str:
     h = hashlib.sha1()
-    if isinstance(prog, CProgram):
+    if isinstance(prog, (CProgram, ServerProgram)):
         from alloclab.workloads import recorder
-        for f in (PROGRAMS_DIR / prog.input, Path(prog.exe), recorder.SOURCE):
+        if isinstance(prog, CProgram):
+            files, what = [PROGRAMS_DIR / prog.input], [prog.args, prog.env]
+        else:
+            files, what = [], [prog.args, prog.client, prog.stop]
+        for f in (*files, Path(prog.exe), recorder.SOURCE):
             h.update(f.read_bytes())
-        h.update(json.dumps([prog.args, prog.env, IMPORT_VERSION]).encode())
+        h.update(json.dumps([*what, IMPORT_VERSION]).encode())
+        if params:    # (a program without parameters keeps the key it had before they existed)
+            h.update(json.dumps(params, sort_keys=True).encode())
         return h.hexdigest()[:12]
     for f in (prog.source(), *(GO_DIR / i for i in prog.inputs)):
         h.update(f.read_bytes())
@@ -197,33 +257,104 @@ def trace_path(name: str, params: dict | None = None, cache_dir: Path | None = N
     """Where ``real:<name>``'s trace is (or will be) cached for this toolchain."""
     prog = program(name)
     params = check_params(name, params or {})
-    version = _c_version(prog) if isinstance(prog, CProgram) else go_toolchain()[1]
+    version = go_toolchain()[1] if isinstance(prog, GoProgram) else _c_version(prog)
     base = (cache_dir or cache_root()) / "real-traces"
     return base / f"{name.removeprefix(PREFIX)}-{version or 'nogo'}-{_key(prog, params, version or '')}.parquet"
 
 
-def _c_version(prog: CProgram) -> str:
+def _c_version(prog: CProgram | ServerProgram) -> str:
     """``3.40.1``: the version the binary reports (``unknown`` if it does not)."""
     try:
-        out = subprocess.run([prog.exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([prog.exe, *prog.version_args], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         out = ""
     m = re.search(r"\d+\.\d+(?:\.\d+)?", out)
     return m.group(0) if m else "unknown"
 
 
-def _record_c(name: str, prog: CProgram, path: Path, version: str, log):
+def _record_c(name: str, prog: CProgram, params: dict, path: Path, version: str, log):
     from alloclab.workloads import recorder
 
     t0 = time.monotonic()
-    tr, report = recorder.record(prog.argv(), env=dict(prog.env), timeout=RECORD_TIMEOUT_S,
+    tr, report = recorder.record(prog.argv(params), env=dict(prog.env), timeout=RECORD_TIMEOUT_S,
                                  stdout=subprocess.DEVNULL)
     run_s = time.monotonic() - t0
     status = report.extra.get("exit_status", 0)
     if status:
         raise RecordingError(f"{name}: exited with status {status} while recorded")
-    tr.meta.update(generator=name, version=version,
+    tr.meta.update(generator=name, version=version, params=params,
                    recording=dict(run_s=round(run_s, 2)), threads=report.extra.get("threads", 0))
+    return _keep(tr, path, log, f"recorded {name}: {report.ops:,} ops, {report.extra.get('threads', 0)} threads, "
+                                f"in {run_s:.0f} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(server: subprocess.Popen, port: int, name: str):
+    deadline = time.monotonic() + SERVER_READY_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RecordingError(f"{name}: the server exited with status {server.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RecordingError(f"{name}: the server was not listening on 127.0.0.1:{port} after {SERVER_READY_S} s")
+
+
+def _record_server(name: str, prog: ServerProgram, params: dict, path: Path, version: str, log):
+    """Start the server under the recorder, drive it with its client, stop it cleanly, import its log."""
+    from alloclab.workloads import recorder
+    from alloclab.workloads.importers import import_rec
+
+    lib = recorder.library_path()
+    port = _free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="alloclab-real-"))
+    log_base = tmp / "rec"
+    # only the server carries the recorder: the client and the stop command run in the plain environment
+    env = dict(os.environ, LD_PRELOAD=" ".join(filter(None, [str(lib), os.environ.get("LD_PRELOAD")])))
+    env[recorder.ENV_FILE] = str(log_base)
+    server = None
+    try:
+        t0 = time.monotonic()
+        try:
+            server = subprocess.Popen([prog.exe, *_fill(prog.args, params, port=port, dir=tmp)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+        except OSError as e:
+            raise RecordingError(f"{name}: cannot run {prog.exe} ({e.strerror})") from None
+        _wait_listening(server, port, name)
+        for what, argv in (("client", prog.client), ("stop command", prog.stop)):
+            try:
+                res = subprocess.run(_fill(argv, params, port=port), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, timeout=RECORD_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise RecordingError(f"{name}: the {what} still ran after {RECORD_TIMEOUT_S} s (killed)") from None
+            if res.returncode != 0:
+                raise RecordingError(f"{name}: the {what} {argv[0]} exited with status {res.returncode}")
+        try:
+            status = server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise RecordingError(f"{name}: the server did not exit within 60 s of {' '.join(prog.stop[1:])}") from None
+        run_s = time.monotonic() - t0
+        if status != 0:
+            raise RecordingError(f"{name}: the server exited with status {status} while recorded")
+        if not log_base.is_file():
+            raise RecordingError(f"{name}: nothing recorded ({prog.exe} ignored LD_PRELOAD)")
+        tr, report = import_rec(log_base)    # the server's own process (a child would write rec.<pid>)
+    finally:
+        if server is not None and server.poll() is None:
+            server.kill()
+            server.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    report.source = f"{name} ({' '.join(_fill(prog.client, params, port='PORT'))})"
+    tr.meta.update(generator=name, source=report.source, version=version, params=params,
+                   import_report=report.to_dict(), recording=dict(run_s=round(run_s, 2)),
+                   threads=report.extra.get("threads", 0))
     return _keep(tr, path, log, f"recorded {name}: {report.ops:,} ops, {report.extra.get('threads', 0)} threads, "
                                 f"in {run_s:.0f} s")
 
@@ -267,7 +398,9 @@ def trace(name: str, params: dict | None = None, *, cache_dir: Path | None = Non
     if path.is_file():
         return T.load(path)
     if isinstance(prog, CProgram):
-        return _record_c(name, prog, path, _c_version(prog), log)
+        return _record_c(name, prog, params, path, _c_version(prog), log)
+    if isinstance(prog, ServerProgram):
+        return _record_server(name, prog, params, path, _c_version(prog), log)
     go, version = go_toolchain()
     exe = _build(prog, go, version)
     argv = [str(exe)] + [f"-{k}={v}" for k, v in params.items()] + [str(GO_DIR / i) for i in prog.inputs]

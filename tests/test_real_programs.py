@@ -154,12 +154,21 @@ def test_missing_toolchain_skips_the_real_cells_with_the_reason(monkeypatch):
     monkeypatch.setattr(RP.shutil, "which", lambda name: None)
     monkeypatch.setitem(RP.PROGRAMS, "sqlite3", dataclasses.replace(RP.PROGRAMS["sqlite3"], exe="/nonexistent/sqlite3"))
     monkeypatch.setitem(RP.PROGRAMS, "python3", dataclasses.replace(RP.PROGRAMS["python3"], exe="/nonexistent/py"))
+    monkeypatch.setitem(RP.PROGRAMS, "lua", dataclasses.replace(RP.PROGRAMS["lua"], exe="/nonexistent/lua5.4"))
+    # redis-server installed (or not) but its client missing: the client's package is the reason
+    redis = RP.PROGRAMS["redis"]
+    monkeypatch.setitem(RP.PROGRAMS, "redis", dataclasses.replace(
+        redis, exe=RP.__file__, client=("/nonexistent/redis-benchmark", *redis.client[1:])))
     assert "no Go toolchain on PATH" in RP.unavailable("real:go-httpserver")
     assert RP.unavailable("real:sqlite3") == ("real:sqlite3: skipped, /nonexistent/sqlite3 is not installed "
                                               "(apt-get install sqlite3)")
+    assert RP.unavailable("real:lua") == "real:lua: skipped, /nonexistent/lua5.4 is not installed (apt-get install lua5.4)"
+    assert RP.unavailable("real:redis") == ("real:redis: skipped, /nonexistent/redis-benchmark is not installed "
+                                            "(apt-get install redis-tools)")
     suite = bench.load_suite("real")
     assert not [c for c in suite.cells if c.workload.startswith("real:")]
-    assert sum("is not installed" in why for why in suite.skipped) == 2
+    assert sum("is not installed" in why for why in suite.skipped) == 4
+    assert sum(why.startswith("real:redis: skipped") for why in suite.skipped) == 1
     go_programs = [n for n, prog in RP.PROGRAMS.items() if isinstance(prog, RP.GoProgram)]
     go_skips = [why for why in suite.skipped if why.startswith("real:go-")]
     assert len(go_skips) == len(go_programs) == 4
@@ -178,7 +187,7 @@ def test_go_without_allocfreetrace_is_a_reason(monkeypatch):
 def test_suite_refuses_unknown_programs_and_parameters(tmp_path):
     from alloclab.harness import bench
 
-    for wl, msg in (('{ name = "real:redis" }', "unknown real program 'real:redis'"),
+    for wl, msg in (('{ name = "real:nginx" }', "unknown real program 'real:nginx'"),
                     ('{ name = "real:go-gofmt", lines = 3 }', "has no parameter(s) lines"),
                     ('{ name = "real:go-gofmt", rounds = 0 }', "rounds must be a positive integer")):
         f = tmp_path / "s.toml"
@@ -224,6 +233,72 @@ def test_record_sqlite3_with_the_preload_recorder(tmp_path, monkeypatch):
     # the input is part of the key: another script is another recording
     sql.write_text("SELECT 1;\n")
     assert not RP.trace_path("real:sqlite3").is_file()
+
+
+def test_fill_replaces_named_fields_only():
+    from alloclab.harness.real_programs import _fill
+
+    assert _fill(("-p", "{port}", "-n", "{requests}", "{other}", "{input}"), {"requests": 5}, port=7, input="x") == \
+        ["-p", "7", "-n", "5", "{other}", "x"]
+
+
+needs_redis = pytest.mark.skipif(not all(shutil.which(t) for t in ("redis-server", "redis-benchmark", "redis-cli"))
+                                 or not (shutil.which("cc") or shutil.which("gcc")),
+                                 reason="no redis-server/redis-tools, or no C compiler for the recorder")
+
+
+@needs_redis
+def test_record_redis_server_under_redis_benchmark(tmp_path, monkeypatch):
+    from alloclab.harness import real_programs as RP
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    params = {"requests": 100, "clients": 2}
+    lines = []
+    tr = RP.trace("real:redis", params, log=lines.append)
+    # the server process itself (its one allocating thread), not the client: allocations and frees,
+    # and some objects still live at the clean shutdown (the keyspace: shutdown nosave does not free it)
+    assert tr.procs == 1 and tr.meta["threads"] == 1
+    assert (tr.op == 0).sum() > 2000 and (tr.op == 1).sum() > 1000
+    assert 0 < tr.stats()["allocs"] - tr.stats()["frees"]
+    assert tr.meta["params"] == params and "redis-benchmark" in tr.meta["source"]
+    assert tr.meta["version"][0].isdigit() and "recorded real:redis" in lines[0]
+    assert not list(tmp_path.glob("alloclab-real-*"))
+    # cached: a second call loads it; other parameters are another recording
+    assert len(RP.trace("real:redis", params, log=lines.append)) == len(tr) and len(lines) == 1
+    assert RP.trace_path("real:redis", dict(params, requests=101)) != RP.trace_path("real:redis", params)
+
+
+@needs_redis
+def test_a_server_that_never_listens_is_a_recording_error(tmp_path, monkeypatch):
+    from alloclab.harness import real_programs as RP
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # redis-server refusing its arguments exits before it listens
+    bad = dataclasses.replace(RP.PROGRAMS["redis"], args=("--no-such-option", "{port}"))
+    monkeypatch.setitem(RP.PROGRAMS, "redis", bad)
+    with pytest.raises(RP.RecordingError, match=r"real:redis: the server exited with status 1 before listening"):
+        RP.trace("real:redis", {"requests": 10})
+    assert not RP.trace_path("real:redis", {"requests": 10}).is_file()
+
+
+needs_lua = pytest.mark.skipif(not (shutil.which("lua5.4") and (shutil.which("cc") or shutil.which("gcc"))),
+                               reason="no lua5.4 or no C compiler for the recorder")
+
+
+@needs_lua
+def test_record_lua_script_with_the_preload_recorder(tmp_path, monkeypatch):
+    from alloclab.harness import real_programs as RP
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    lines = []
+    tr = RP.trace("real:lua", {"rounds": 1}, log=lines.append)
+    # Lua allocates through realloc and its collector frees in batches: most objects are freed,
+    # long after they were made (lifetimes in the thousands of ops, unlike sqlite3's handful)
+    from alloclab.harness.report_real import shape
+    row = shape(tr)
+    assert tr.procs == 1 and row["allocs"] > 20_000 and row["never_freed"] < 0.5 and row["life_p50"] > 100
+    assert tr.meta["version"].startswith("5.4") and tr.meta["params"] == {"rounds": 1}
+    assert RP.trace_path("real:lua", {"rounds": 2}) != RP.trace_path("real:lua", {"rounds": 1})
 
 
 # ---------------------------------------------------------------- trace shape
