@@ -191,8 +191,9 @@ def cmd_run(args) -> int:
 
     mod = strategies.get(args.strategy)
     config = load_config(args.strategy, args.config)
-    if (args.latency or args.timeline) and strategies.descriptor(args.strategy).is_external:
-        _bad(f"--latency/--timeline: {args.strategy} replays traces itself; they need a kernel strategy")
+    for probe in ("latency", "timeline"):
+        if getattr(args, probe) and not strategies.descriptor(args.strategy).records(probe):
+            _bad(f"--{probe}: {args.strategy} replays traces itself and records no {probe}")
     if (args.latency or args.timeline) and args.check:
         _bad("--latency/--timeline do not combine with --check (a check's walk would be the tail measured)")
     if args.procs is None and not args.workload.startswith("trace:"):
@@ -274,9 +275,13 @@ def _run_probe(args, mod, config, tr, wparams, stats, store, run_id, started):
     if "latency" in r.extra:
         h = r.extra["latency"]
         every = "every op" if args.sample == 1 else f"1 op in {args.sample}"
-        ghz, step = 1 / latency.ns_per_cycle(), latency.clock_step()
-        print(f"  latency ({every}; histogram +-{latency.RELATIVE_ERROR:.1%}; cycle counter at {ghz:.2f} GHz, "
-              f"in steps of {step} = {step / ghz:.1f} ns):")
+        if "clock" in r.extra:   # an external peer's own clock (go-runtime: Go's monotonic clock)
+            ck = r.extra["clock"]
+            clock = f"its own clock in ns: {ck['read_ns']:.0f} ns a read, steps of {ck['step_ns']:.0f} ns"
+        else:
+            ghz, step = 1 / latency.ns_per_cycle(), latency.clock_step()
+            clock = f"cycle counter at {ghz:.2f} GHz, in steps of {step} = {step / ghz:.1f} ns"
+        print(f"  latency ({every}; histogram +-{latency.RELATIVE_ERROR:.1%}; {clock}):")
         for i in range(len(latency.OPS)):
             print(latency.summary_line(h, i))
     if "timeline" in r.extra:

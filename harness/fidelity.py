@@ -7,13 +7,16 @@ Each side answers the same questions:
 
     GC cycles        model: modelled cycles (counter gc_cycles); real: NumGC during the rep
     peak in-use      model: peak bytes in spans (go.peak_inuse_bytes: HeapInuse + StackInuse);
-                     real: peak HeapInuse above the rep's baseline (goreplay's stacks are heap objects)
-    peak held        model: peak mapped (4 MiB growth steps); real: peak HeapSys - HeapReleased above baseline
+                     real: peak HeapInuse + StackInuse above the rep's baseline (goreplay's stacks are
+                     parked goroutines' stacks)
+    peak held        model: peak mapped (4 MiB growth steps); real: peak HeapSys - HeapReleased + StackInuse
+                     above baseline
     allocations per size class
                      of the trace's heap and noscan objects up to the last class MemStats.BySize
                      lists; model: each allocation's class by the model's tables, tiny blocks (its
-                     tiny_blocks counter) in the tiny class; real: BySize mallocs, less the stack-kind
-                     objects goreplay allocates as []byte (the model keeps those as stacks and Gs)
+                     tiny_blocks counter) in the tiny class; real: BySize mallocs (goreplay runs the
+                     stack-kind objects as goroutines: only the runtime's new Gs reach BySize, as the
+                     model's malg Gs, which neither side's count here separates out)
     ns/op            the replay's wall time per op (model: numba kernel; real: a Go program)
 
 and the table gives model / real for each. Rows are kept as results (one per
@@ -89,18 +92,9 @@ def model_by_class(trace, config, tiny_blocks: int) -> dict[int, int]:
 
 
 def real_by_class(trace, by_size: list[dict], config) -> dict[int, int]:
-    """goreplay's MemStats.BySize mallocs per class size, less the stack-kind objects of the trace
-    (goreplay allocates them as []byte of their size; they are never tiny)."""
-    from alloclab.strategies import _counters as K
-    from alloclab.strategies import go
-
-    table = go.size_class_table(config)
-    out = {int(b["size"]): int(b["mallocs"]) for b in by_size if int(b["size"]) > 0}
-    a = (trace.op == 0) & (trace.kind == K.KIND_STACK)
-    for size, n in _histogram(_classes_of(trace.size[a].astype(np.int64), table), table).items():
-        if size in out:
-            out[size] -= n
-    return out   # every listed class, zeros included: the largest key is the last class BySize lists
+    """goreplay's MemStats.BySize mallocs per class size (the trace's stack-kind objects are goroutines
+    there, not heap objects)."""
+    return {int(b["size"]): int(b["mallocs"]) for b in by_size if int(b["size"]) > 0}   # every listed class, zeros included: the largest key is the last class BySize lists
 
 
 def class_match(model: dict[int, int], real: dict[int, int]) -> tuple[int, int, int]:

@@ -151,12 +151,19 @@ class Histogram:
     def from_probe(cls, probe, ns_cycle: float | None = None) -> "Histogram":
         """The sum of a Probe's per-thread histograms, in ns."""
         ns_cycle = ns_per_cycle() if ns_cycle is None else ns_cycle
-        counts = np.sum(probe.hist, axis=0)
+        return cls.from_buckets(np.sum(probe.hist, axis=0), np.max([m[:2] for m in probe.lat_max], axis=0),
+                                ns_cycle)
+
+    @classmethod
+    def from_buckets(cls, counts: np.ndarray, max_ticks, ns_per_tick: float) -> "Histogram":
+        """From counts in this layout's buckets, (2, LAT_CAUSES, HIST_BUCKETS), of a clock whose tick is
+        ``ns_per_tick`` (the cycle counter's calibration; 1.0 for a clock in ns, as goreplay's), and
+        each op kind's largest value in ticks."""
         low, high = bucket_bounds()
         used = counts.sum(axis=(0, 1)) > 0
-        mx = np.max([m[:2] for m in probe.lat_max], axis=0).astype(float) * ns_cycle
+        mx = np.asarray(max_ticks, float)[:2] * ns_per_tick
         mx[counts.sum(axis=(1, 2)) == 0] = np.nan
-        return cls(((low + high - 1) / 2 * ns_cycle)[used], counts[:, :, used], mx)
+        return cls(((low + high - 1) / 2 * ns_per_tick)[used], counts[:, :, used], mx)
 
     def merge(self, other: "Histogram") -> "Histogram":
         vals = np.union1d(self.values_ns, other.values_ns)

@@ -230,13 +230,17 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
     procs = trace.procs
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose from {', '.join(MODES)}")
-    if d.is_external and instrument:
-        raise ValueError(f"{strategy} replays traces itself: no latency or timeline from the harness")
     if d.is_external:
         # a real peer outside numba (the Go runtime): it replays the trace itself and
-        # returns one RunResult per repetition, warm-up included on its side
+        # returns one RunResult per repetition, warm-up included on its side; latency/timeline
+        # repetitions only for what it records itself (descriptor.external_probes)
+        for probe, on in (("latency", instrument and instrument.sample), ("timeline", instrument and
+                                                                         instrument.timeline_every)):
+            if on and not d.records(probe):
+                raise ValueError(f"{strategy} replays traces itself and records no {probe}")
         before = yardstick() if yardstick else None
-        out = d.run_external(config, trace, mode=mode, reps=reps, check=check, progress=progress)
+        out = d.run_external(config, trace, mode=mode, reps=reps, check=check, progress=progress,
+                             instrument=instrument or None)
         if yardstick:  # its repetitions run inside one Go process: one yardstick around them all
             ref = (before + yardstick()) / 2
             for _, r in out:

@@ -71,7 +71,8 @@ _REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     Strategy("go-runtime", "alloclab.strategies.go_runtime",
              "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)",
              kind="external", requires="a Go toolchain, 1.19 or newer (apt-get install golang-go)",
-             hooks=Hooks(run_external="run_external", unavailable_reason="unavailable_reason")),
+             hooks=Hooks(run_external="run_external", unavailable_reason="unavailable_reason"),
+             external_probes=("latency",)),
 )}
 
 

@@ -33,7 +33,8 @@ class Hooks:
     peak_inuse_bytes: str = ""    # (state) -> int, peak bytes held for objects, garbage included [peak mapped]
     mapped_floor: str = ""        # (config, live bytes) -> int, the least it could map for that live peak [live]
     size_classes: str = ""        # (config) -> list of row dicts for the report's waste plot [no table]
-    run_external: str = ""        # externals: (config, trace, *, mode, reps, check, progress) -> [(rep, RunResult)]
+    run_external: str = ""        # externals: (config, trace, *, mode, reps, check, progress, instrument)
+                                  #   -> [(rep, RunResult)]
     unavailable_reason: str = ""  # externals: () -> why it cannot run here, or None [always available]
 
 
@@ -45,6 +46,7 @@ class Strategy:
     kind: str = "kernel"          # "kernel": numba alloc/free under the executor; "external": replays traces itself
     requires: str = ""            # externals: the package or toolchain a user must install
     hooks: Hooks = Hooks()
+    external_probes: tuple[str, ...] = ()   # externals: what run_external records itself ("latency", "timeline")
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -67,6 +69,11 @@ class Strategy:
     @property
     def is_external(self) -> bool:
         return self.kind == "external"
+
+    def records(self, probe: str) -> bool:
+        """Whether its latency/timeline repetitions record ``probe`` ("latency" or "timeline"): a kernel
+        strategy's always (the executor's Probe), an external's if it declares it (``external_probes``)."""
+        return not self.is_external or probe in self.external_probes
 
     @property
     def align16(self) -> bool:

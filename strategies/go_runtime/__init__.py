@@ -12,10 +12,17 @@ object id. It runs ``goreplay``, a small Go program (standard
 library only) built on first use with the installed toolchain into
 ``~/.cache/alloclab/goreplay-<hash of its source and of `go version`>/``, and
 turns its JSON into one ``RunResult`` per repetition. goreplay allocates each
-object as a Go slice of the op's size (kind heap: ``[]unsafe.Pointer``, a
-scanned object; noscan and stack: ``[]byte``) held in a slot table, and a
-free drops the reference: memory comes back when Go's collector says so,
-which is the point of running the real thing next to the ``go`` model.
+heap object as a Go slice of the op's size (kind heap: ``[]unsafe.Pointer``, a
+scanned object; noscan: ``[]byte``) held in a slot table, and a free drops
+the reference: memory comes back when Go's collector says so, which is the
+point of running the real thing next to the ``go`` model. A stack object of
+2 KiB or more is a goroutine parked on a stack grown (by recursion) to the
+traced size rounded up to a power of two, woken and exited at its free, so
+stacks are Go's own (StackInuse, outside the heap goal's heapLive), as in the
+model; a smaller stack object is the trace's G descriptor, which the real
+goroutine brings with it (not allocated again). Goroutines start on Go's
+2 KiB stack (GODEBUG=adaptivestackstart=0: Go 1.19 otherwise starts them on
+the average scanned stack, larger than a traced 2 KiB stack).
 serial: one goroutine, GOMAXPROCS=1 (the collector's work lands on the one
 measured thread); threads: one goroutine per P, GOMAXPROCS=procs, cross-P
 frees wait until the allocating goroutine has published that object in its
@@ -26,17 +33,21 @@ fresh replay after runtime.GC() + debug.FreeOSMemory(), in one process.
 Figures (sampled through runtime/metrics every 4096 ops of each goroutine and
 at the end; names as in runtime.MemStats):
     wall_s              the replay only (serial: sampling time subtracted)
-    peak_mapped_bytes   peak of HeapSys - HeapReleased (heap memory the OS
-                        backs: live objects, garbage not yet collected, free
-                        spans kept) minus its value at the rep's baseline,
+    peak_mapped_bytes   peak of HeapSys - HeapReleased + StackInuse (heap
+                        memory the OS backs: live objects, garbage not yet
+                        collected, free spans kept, stack spans; what the go
+                        model's peak held counts) minus its value at the rep's baseline,
                         read after loading and a runtime.GC() (the slot
                         table, 8 B per peak live object, and the runtime's
                         own heap). Not raw HeapSys: HeapSys never shrinks within
                         a process (released pages stay in it), so after the
                         first rep it would repeat the first rep's peak.
-    in_use_at_peak      peak HeapInuse minus its value at the rep's baseline
-                        (includes garbage not yet swept, so the report's
-                        "internal fragmentation" of go-runtime counts GC lag)
+    in_use_at_peak      peak HeapInuse + StackInuse (spans holding objects
+                        and stack spans, free cached stacks included: the go
+                        model's peak in-use, its spans) minus its value at the
+                        rep's baseline (includes garbage not yet swept, so
+                        the report's "internal fragmentation" of go-runtime
+                        counts GC lag)
     counters            ALLOCS, FREES (ops replayed); extras: gc_cycles (NumGC
                         during the rep) and the raw, not rebased, peaks
                         heap_sys_peak, heap_inuse_peak, heap_alloc_peak,
@@ -45,7 +56,11 @@ at the end; names as in runtime.MemStats):
                         summed over its 61 entries: Go objects up to
                         BySize[60].Size, each new tiny block counted once),
                         tiny_allocs (allocs that went into a current tiny
-                        block, not in BySize), slots (goreplay's slot table).
+                        block, not in BySize), slots (goreplay's slot table),
+                        stack_inuse_peak (raw peak StackInuse),
+                        stack_goroutines_peak (stack goroutines parked at
+                        once), goroutines_leaked (left running after the rep
+                        released every stack: not 0 fails the rep).
                         FAST_HITS, REFILLS, locks, IN_USE: 0 (not visible
                         from outside the runtime).
     extra               everything goreplay reported for the rep, baselines
@@ -55,6 +70,14 @@ at the end; names as in runtime.MemStats):
 A sampled peak can miss what happens between two samples (at most 4096 ops of
 allocation per goroutine); Go returns memory to the OS slowly (background
 scavenger), so the heap's held bytes rarely fall within a replay.
+
+Latency (``run --latency``, bench matrices with ``latency = true``): latency
+repetitions in which goreplay times 1 op in ``--sample`` (the ops the
+kernels' executor would time: the same Weyl hash of the op index) with Go's
+monotonic clock (``time.Since``: one vDSO read), into harness/latency.py's
+histogram layout in ns; an op is tagged "gc" when a GC cycle was in progress
+at its start or end (the runtime's ``gcphase`` word, read directly: the other
+slow paths are not visible from outside the runtime). No timeline.
 
 Tunables:
     gogc   GOGC: the heap may grow to live x (1 + gogc/100) before the next
@@ -111,10 +134,11 @@ from alloclab.strategies._result import RunResult
 NAME = "go-runtime"
 DESCRIPTION = "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)"
 EXTRA_COUNTERS: tuple[str, ...] = ("gc_cycles", "heap_sys_peak", "heap_inuse_peak", "heap_alloc_peak", "sys_peak",
-                                   "bysize_mallocs", "tiny_allocs", "slots")
+                                   "bysize_mallocs", "tiny_allocs", "slots", "stack_inuse_peak",
+                                   "stack_goroutines_peak", "goroutines_leaked")
 ALIGN16 = False   # Go aligns to 8 (and less in its tiny allocator); the executor does not run it anyway
 (GC_CYCLES, HEAP_SYS_PEAK, HEAP_INUSE_PEAK, HEAP_ALLOC_PEAK, SYS_PEAK, BYSIZE_MALLOCS, TINY_ALLOCS,
- SLOTS) = range(EXTRA_BASE, EXTRA_BASE + len(EXTRA_COUNTERS))
+ SLOTS, STACK_INUSE_PEAK, STACK_GOROUTINES_PEAK, GOROUTINES_LEAKED) = range(EXTRA_BASE, EXTRA_BASE + len(EXTRA_COUNTERS))
 
 # the Go program's source, shipped as package data beside this module
 SOURCE_DIR = Path(__file__).resolve().parent / "goreplay"
@@ -416,20 +440,32 @@ def write_trace(trace, path, mode: str = "serial") -> int:
 
 
 def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, check: bool = False,
-                 progress=None):
-    """Replay ``trace`` in goreplay ``reps`` times: [(rep, RunResult)] like runner.run_cell."""
+                 progress=None, instrument=None):
+    """Replay ``trace`` in goreplay ``reps`` times: [(rep, RunResult)] like runner.run_cell.
+
+    ``instrument`` (runner.Instrument) with a sample: latency repetitions instead, goreplay timing
+    1 op in ``sample`` with its own clock; each result's ``extra["latency"]`` is a latency.Histogram
+    and ``extra["clock"]`` the clock's read cost and step (ns). A timeline it cannot record."""
     config.validate()
+    sample = 0
+    if instrument:
+        if instrument.timeline_every:
+            raise GoRuntimeError("go-runtime records no memory timeline (its figures are sampled inside the Go "
+                                 "program, every 4096 ops, as peaks only)")
+        sample = instrument.sample
     exe = binary_path(config)
     with tempfile.TemporaryDirectory(prefix="alloclab-goreplay-") as d:
         f = Path(d) / "trace.bin"
         write_trace(trace, f, mode)
         cmd = [str(exe), "-trace", str(f), "-mode", mode, "-reps", str(reps), "-gogc", str(config.gogc),
-               "-warmup", str(min(WARMUP_OPS, len(trace)))] + (["-check"] if check else [])
+               "-warmup", str(min(WARMUP_OPS, len(trace))), "-sample", str(sample)] + (["-check"] if check else [])
         env = dict(os.environ)
         for k in ("GOGC", "GOMAXPROCS", "GOMEMLIMIT"):   # the flags decide, not the caller's environment
             env.pop(k, None)
-        if config.gc_stw:
-            env["GODEBUG"] = ",".join(x for x in (env.get("GODEBUG"), "gcstoptheworld=1") if x)
+        # goroutines start on Go's 2 KiB stack, not on the average scanned stack (Go 1.19's default), so
+        # that a traced stack object is its traced size (goreplay's holders)
+        debug = [env.get("GODEBUG"), "adaptivestackstart=0"] + (["gcstoptheworld=1"] if config.gc_stw else [])
+        env["GODEBUG"] = ",".join(x for x in debug if x)
         res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         err = res.stderr.strip()
@@ -453,13 +489,23 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
         c[HEAP_ALLOC_PEAK], c[SYS_PEAK] = peak["HeapAlloc"], peak["Sys"]
         c[BYSIZE_MALLOCS] = sum(k["mallocs"] for k in rd["by_size"])
         c[TINY_ALLOCS], c[SLOTS] = rd["tiny_allocs"], data["slots"]
+        c[STACK_INUSE_PEAK], c[STACK_GOROUTINES_PEAK] = peak["StackInuse"], rd["stack_goroutines_peak"]
+        c[GOROUTINES_LEAKED] = rd["goroutines_leaked"]
         status, error = "ok", ""
         if rd["check_errors"]:
             status = "check_failed"
             error = f"{rd['first_error']} ({rd['check_errors']} objects in all)"
+        elif rd["goroutines_leaked"]:   # a stack's goroutine outlived its object: every figure after is off
+            status = "check_failed"
+            error = (f"goreplay left {rd['goroutines_leaked']} goroutines running after releasing the "
+                     f"{rd['stack_goroutines_end']} stacks live at the trace's end")
         extra = dict(rd, go_version=data["go_version"], gomaxprocs=data["gomaxprocs"], gogc=data["gogc"])
+        if "latency" in rd:
+            extra["latency"] = latency_histogram(rd["latency"])
+            extra["clock"] = data.get("clock", {})
+        # peak held and peak in-use as the go model reports them: heap and stack spans (module docstring)
         r = RunResult(status, error, rd["wall_ns"] / 1e9, c, [t / 1e9 for t in rd["per_p_wall_ns"]],
-                      max(0, peak["HeapHeld"] - base["HeapHeld"]), max(0, peak["HeapInuse"] - base["HeapInuse"]),
+                      max(0, peak["Held"] - base["Held"]), max(0, peak["InUse"] - base["InUse"]),
                       extra=extra, state=None)
         out.append((int(rd["rep"]), r))
         if progress is not None:
@@ -467,6 +513,22 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
         if status != "ok":
             break
     return out
+
+
+def latency_histogram(lat: dict):
+    """goreplay's latency JSON (nonzero [op, cause, bucket, count] rows of harness/latency.py's
+    bucket layout, in ns) as a latency.Histogram."""
+    from alloclab.harness import executor as ex
+    from alloclab.harness import latency
+
+    if (lat["sub_bits"], lat["max_msb"]) != (ex.HIST_SUB_BITS, ex.HIST_MAX_MSB):
+        raise GoRuntimeError(f"goreplay's histogram layout (sub_bits {lat['sub_bits']}, max_msb {lat['max_msb']}) "
+                             f"is not harness/latency.py's ({ex.HIST_SUB_BITS}, {ex.HIST_MAX_MSB})")
+    counts = np.zeros((2, ex.LAT_CAUSES, ex.HIST_BUCKETS), np.int64)
+    cause = np.array([latency.CAUSE_INDEX[name] for name in lat["causes"]], np.int64)
+    rows = np.asarray(lat["buckets"], np.int64).reshape(-1, 4)
+    np.add.at(counts, (rows[:, 0], cause[rows[:, 1]], rows[:, 2]), rows[:, 3])
+    return latency.Histogram.from_buckets(counts, lat["max_ns"], 1.0)
 
 
 def check(st) -> list[str]:

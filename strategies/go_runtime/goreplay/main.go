@@ -32,11 +32,19 @@
 // live objects, scanned every cycle and counted in the heap goal, as a real
 // program's references to its live objects would be. Kinds: 0 (heap,
 // pointerful) is make([]unsafe.Pointer, ceil(size/8)), a scanned object whose
-// first word is set to &slots[slot]; 1 (noscan) and 2 (stack: Go cannot
-// allocate a goroutine stack on request, so it stands in as noscan memory)
-// are make([]byte, size) with the object id in the first min(size, 8) bytes
-// (as the executor does). Go zeroes every allocation; that is part of its
-// cost here.
+// first word is set to &slots[slot]; 1 (noscan) is make([]byte, size) with
+// the object id in the first min(size, 8) bytes (as the executor does). Go
+// zeroes every allocation; that is part of its cost here. 2 (stack): a real
+// goroutine stack. From 2 KiB (Go's smallest stack) a stack object is a
+// goroutine that recurses until its stack, grown by Go's copying, is the
+// traced size rounded up to a power of two, then parks on a channel; the
+// slot holds its holder, and the free wakes it, so it returns and exits and
+// its stack goes back to the runtime (see spawn). So stack memory is Go's
+// StackInuse, outside the heap goal's heapLive, as the go model's stack pools
+// are. A stack object under 2 KiB is the trace's G descriptor: the goroutine
+// brings its own G (newproc), so it is not allocated again. Every goroutine
+// still parked at the end of a rep is released and the goroutine count
+// checked (goroutines_leaked in the output: 0).
 //
 // Modes. serial: one goroutine replays all ops in logical order with
 // GOMAXPROCS=1, so the collector's work is charged to the same thread (like
@@ -59,6 +67,9 @@
 //	HeapInuse   = objects + /memory/classes/heap/unused
 //	HeapSys     = HeapInuse + /memory/classes/heap/free + /memory/classes/heap/released
 //	HeapHeld    = HeapSys - HeapReleased (heap memory the OS really backs)
+//	StackInuse  = /memory/classes/heap/stacks (stack spans, free cached stacks included)
+//	InUse       = HeapInuse + StackInuse (the go model's peak in-use: its spans)
+//	Held        = HeapHeld + StackInuse (the go model's peak held: what it maps)
 //	Sys         = /memory/classes/total
 //	NumGC       = /gc/cycles/total
 //	TinyAllocs  = /gc/heap/tiny/allocs:objects
@@ -74,6 +85,13 @@
 // malloc), so BySize Mallocs + TinyAllocs = the allocations up to
 // BySize[60].Size, plus goreplay's own few (a sampler, goroutines).
 //
+// Latency (-sample N): the reps are latency reps; each times 1 op in N (a
+// Weyl sequence on the op's index, as the harness's kernels do) with Go's
+// monotonic clock, into harness/latency.py's log-linear histogram in ns, and
+// tags an op "gc" when a GC cycle was in progress at its start or end. The
+// throughput reps (N = 0) run a loop without the clock (serialTimed vs
+// serial; threads mode: one nil check per op).
+//
 // Output: one JSON object on stdout with each rep's wall time (the replay
 // only; in serial mode the sampling time is subtracted, in threads mode it is
 // in, ~1 us per 4096 ops per goroutine), per-goroutine times, the peaks and
@@ -87,6 +105,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/bits"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -97,6 +116,13 @@ import (
 	"time"
 	"unsafe"
 )
+
+// gcphase is the runtime's GC phase word (src/runtime/mgc.go: _GCoff = 0, _GCmark,
+// _GCmarktermination): a plain load, so a timed op can say whether it ran while a
+// cycle was in progress without a runtime/metrics read (microseconds) per op.
+//
+//go:linkname gcphase runtime.gcphase
+var gcphase uint32
 
 const (
 	magic       = "ALCGOTR2"
@@ -224,10 +250,16 @@ var metricNames = []string{
 	"/memory/classes/total:bytes",
 	"/gc/cycles/total:gc-cycles",
 	"/gc/heap/tiny/allocs:objects",
+	"/memory/classes/heap/stacks:bytes",
 }
 
+// figures: InUse and Held are what the go model reports as peak in-use and
+// peak held (its spans for objects and for stacks): InUse = HeapInuse +
+// StackInuse, Held = HeapHeld + StackInuse (stack spans come from the same
+// page heap, and its free pages are in HeapHeld once, whoever freed them).
 type figures struct {
 	HeapAlloc, HeapInuse, HeapSys, HeapHeld, Sys, NumGC, TinyAllocs uint64
+	StackInuse, InUse, Held                                         uint64
 }
 
 type sampler struct {
@@ -253,32 +285,37 @@ func (s *sampler) read() figures {
 		}
 		return s.samples[i].Value.Uint64()
 	}
-	objects, unused, free, released := v(0), v(1), v(2), v(3)
+	objects, unused, free, released, stacks := v(0), v(1), v(2), v(3), v(7)
 	return figures{
 		HeapAlloc: objects, HeapInuse: objects + unused, HeapSys: objects + unused + free + released,
 		HeapHeld: objects + unused + free, Sys: v(4), NumGC: v(5), TinyAllocs: v(6),
+		StackInuse: stacks, InUse: objects + unused + stacks, Held: objects + unused + free + stacks,
 	}
 }
 
 func (s *sampler) sample() {
 	t0 := time.Now()
-	f := s.read()
+	s.peak.raise(s.read())
 	s.count++
-	s.peak.HeapAlloc = max64(s.peak.HeapAlloc, f.HeapAlloc)
-	s.peak.HeapInuse = max64(s.peak.HeapInuse, f.HeapInuse)
-	s.peak.HeapSys = max64(s.peak.HeapSys, f.HeapSys)
-	s.peak.HeapHeld = max64(s.peak.HeapHeld, f.HeapHeld)
-	s.peak.Sys = max64(s.peak.Sys, f.Sys)
 	s.spent += time.Since(t0)
 }
 
 func (s *sampler) merge(o *sampler) {
-	s.peak.HeapAlloc = max64(s.peak.HeapAlloc, o.peak.HeapAlloc)
-	s.peak.HeapInuse = max64(s.peak.HeapInuse, o.peak.HeapInuse)
-	s.peak.HeapSys = max64(s.peak.HeapSys, o.peak.HeapSys)
-	s.peak.HeapHeld = max64(s.peak.HeapHeld, o.peak.HeapHeld)
-	s.peak.Sys = max64(s.peak.Sys, o.peak.Sys)
+	s.peak.raise(o.peak)
 	s.count += o.count
+}
+
+// raise takes each figure's maximum (a peak of InUse is the peak of the sum,
+// read at one instant, not the sum of two peaks).
+func (p *figures) raise(f figures) {
+	p.HeapAlloc = max64(p.HeapAlloc, f.HeapAlloc)
+	p.HeapInuse = max64(p.HeapInuse, f.HeapInuse)
+	p.HeapSys = max64(p.HeapSys, f.HeapSys)
+	p.HeapHeld = max64(p.HeapHeld, f.HeapHeld)
+	p.Sys = max64(p.Sys, f.Sys)
+	p.StackInuse = max64(p.StackInuse, f.StackInuse)
+	p.InUse = max64(p.InUse, f.InUse)
+	p.Held = max64(p.Held, f.Held)
 }
 
 func max64(a, b uint64) uint64 {
@@ -288,6 +325,274 @@ func max64(a, b uint64) uint64 {
 	return b
 }
 
+// ---------------------------------------------------------------- goroutine stacks
+
+const (
+	// stackMin is Go's _StackMin (src/runtime/stack.go): the stack a new
+	// goroutine starts on when adaptivestackstart is off, as run_external sets
+	// it (Go 1.19 otherwise starts goroutines on the average scanned stack size,
+	// which would make every traced 2 KiB stack larger).
+	stackMin = 2048
+	// stackFrame is the pad of one frame of deepen. What it trades: a bigger
+	// frame takes fewer calls to reach a size (cheaper per spawn) but sizes the
+	// used stack more coarsely; 256 B is 1/8 of the smallest step that matters
+	// (half of a 4 KiB stack).
+	stackFrame = 256
+)
+
+// holder is a traced stack object: a goroutine parked on wake, deep enough
+// that its stack is the traced size. Holders are reused (a P's pool), so a
+// spawn allocates nothing on the heap but what the runtime itself does (its
+// G when no free one exists, as newproc does for any goroutine).
+type holder struct {
+	wake  chan struct{}
+	obj   int64
+	depth int
+}
+
+// spawnQ hands a new goroutine its holder. A go statement with arguments
+// (go deepen(d, ch)) heap-allocates a closure for them since Go 1.17's
+// register ABI (24 B a spawn, garbage the traced program would not make), so
+// goroutines start with none and take a holder here: any holder will do,
+// since a holder's goroutine is whichever one parks on its wake.
+var spawnQ = make(chan *holder, 1024)
+
+func park() {
+	h := <-spawnQ
+	deepen(h.depth, h.wake)
+}
+
+// stackDepth is the number of deepen frames that leave a goroutine on a stack
+// of the traced size rounded up to a power of two, T (Go's stacks are powers
+// of two): Go doubles a stack when a call would leave less than the stack
+// guard (928 B on linux/amd64) free, so using about T/2 grows a T/2 stack to T
+// and leaves T's guard clear (T >= 4 KiB); a 2 KiB stack needs no frames.
+func stackDepth(size int) int {
+	t := stackMin
+	for t < size {
+		t <<= 1
+	}
+	if t == stackMin {
+		return 0
+	}
+	return t / 2 / stackFrame
+}
+
+// deepen recurses depth times, each frame holding a pad the compiler must keep
+// (it is indexed by a variable and read after the call), then parks on wake;
+// a send on wake lets it return, and the goroutine exits: its stack goes back
+// to the runtime (stackfree, or kept with its G on the P's free-G list when it
+// is the starting size, gfput in src/runtime/proc.go).
+//
+//go:noinline
+func deepen(depth int, wake chan struct{}) byte {
+	var pad [stackFrame]byte
+	pad[depth%stackFrame] = byte(depth)
+	if depth > 0 {
+		pad[1] = deepen(depth-1, wake)
+	} else {
+		<-wake
+	}
+	return pad[(depth*7)%stackFrame]
+}
+
+// spawn starts op i's goroutine and yields so that it grows its stack and
+// parks now, not whenever this goroutine is next descheduled: the stack is
+// the traced size from its alloc on, as the model's is.
+func (r *replayer) spawn(i, p int) unsafe.Pointer {
+	pool := &r.pools[p]
+	var h *holder
+	if n := len(*pool); n > 0 {
+		h = (*pool)[n-1]
+		*pool = (*pool)[:n-1]
+	} else {
+		h = &holder{wake: make(chan struct{})}
+	}
+	h.obj, h.depth = r.t.obj[i], stackDepth(int(r.t.size[i]))
+	spawnQ <- h
+	go park()
+	runtime.Gosched()
+	r.isStack[r.t.slot[i]] = 1
+	if live := atomic.AddInt64(&r.parked, 1); live > atomic.LoadInt64(&r.parkedPeak) {
+		atomic.StoreInt64(&r.parkedPeak, live) // racy max in threads mode: a figure, not a check
+	}
+	return unsafe.Pointer(h)
+}
+
+// release wakes the goroutine of a freed stack object and yields so that it
+// exits now (its stack freed at the op, as the model frees it).
+func (r *replayer) release(slot int32, ptr unsafe.Pointer, p int) {
+	r.isStack[slot] = 0
+	h := (*holder)(ptr)
+	h.wake <- struct{}{}
+	runtime.Gosched()
+	r.pools[p] = append(r.pools[p], h)
+	atomic.AddInt64(&r.parked, -1)
+}
+
+// releaseAll wakes every goroutine still parked (the stack objects live at the
+// trace's end) and waits until the goroutine count is back to the program's
+// own; returns (released, still running): the second is a leak, 0 when sound.
+func (r *replayer) releaseAll() (int64, int64) {
+	var n int64
+	for s := range r.slots {
+		if r.isStack[s] != 0 {
+			ptr := r.slots[s]
+			r.slots[s] = nil
+			r.release(int32(s), ptr, 0)
+			n++
+		}
+	}
+	for k := 0; k < 1000 && runtime.NumGoroutine() > r.baseGoroutines; k++ {
+		runtime.Gosched()
+		if k >= 100 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return n, int64(runtime.NumGoroutine() - r.baseGoroutines)
+}
+
+// ---------------------------------------------------------------- sampled latency
+
+// The histogram's layout is harness/latency.py's (executor.HIST_*), in ns
+// instead of cycles: exact below histSub, then histSub buckets per power of
+// two. The parent checks sub_bits and max_msb in the JSON against its own.
+const (
+	histSubBits = 6
+	histSub     = 1 << histSubBits
+	histMaxMSB  = 46
+	histBuckets = (histMaxMSB - histSubBits + 2) * histSub
+	golden      = 0x9E3779B97F4A7C15
+)
+
+// latCauses: what a timed op can be tagged with from outside the runtime
+// (harness/latency.py's CAUSES names). "gc": the op started or ended while a
+// GC cycle was in progress (gcphase != _GCoff), so it may have paid a mark
+// assist, write barriers, or the start or end of the cycle itself.
+var latCauses = []string{"fast", "gc"}
+
+// latency is one goroutine's sampled-op histogram (off the Go heap).
+type latency struct {
+	every, below uint64
+	hist         []int64 // [op][cause][bucket]
+	max          [2]int64
+	timed        [2]int64
+}
+
+// origin: the monotonic clock's zero (time.Since reads only the monotonic
+// clock: one vDSO clock_gettime).
+var origin = time.Now()
+
+func newLatency(every int) *latency {
+	n := 2 * len(latCauses) * histBuckets
+	l := &latency{every: uint64(every),
+		hist: unsafe.Slice((*int64)(unsafe.Pointer(&offHeap(8 * n)[0])), n)}
+	if e := uint64(every); e > 1 {
+		// floor(2^64 / every), as executor.Probe's sample_below, without 2^64
+		l.below = ^uint64(0) / e
+		if ^uint64(0)%e == e-1 {
+			l.below++
+		}
+	}
+	return l
+}
+
+// sampled: 1 op in every by a Weyl sequence on its index (executor._sampled):
+// the same ops each run, not aliased with the workload's periods.
+func (l *latency) sampled(k int) bool {
+	return l.every <= 1 || uint64(k)*golden < l.below
+}
+
+func bucket(v int64) int {
+	if v < histSub {
+		if v < 0 {
+			return 0
+		}
+		return int(v)
+	}
+	m := 63 - bits.LeadingZeros64(uint64(v))
+	if m > histMaxMSB {
+		return histBuckets - 1
+	}
+	shift := m - histSubBits
+	return (shift+1)*histSub + int(v>>shift) - histSub
+}
+
+func (l *latency) record(op int8, dt time.Duration, phase uint32) {
+	cause := 0
+	if phase != 0 {
+		cause = 1
+	}
+	l.hist[(int(op)*len(latCauses)+cause)*histBuckets+bucket(int64(dt))]++
+	if int64(dt) > l.max[op] {
+		l.max[op] = int64(dt)
+	}
+	l.timed[op]++
+}
+
+// latOut is a rep's merged histogram: nonzero buckets as [op, cause, bucket, count].
+type latOut struct {
+	Every   int        `json:"every"`
+	SubBits int        `json:"sub_bits"`
+	MaxMSB  int        `json:"max_msb"`
+	Causes  []string   `json:"causes"`
+	Buckets [][4]int64 `json:"buckets"`
+	MaxNs   [2]int64   `json:"max_ns"`
+	Timed   [2]int64   `json:"timed"`
+}
+
+func mergeLatency(ls []*latency) *latOut {
+	out := &latOut{Every: int(ls[0].every), SubBits: histSubBits, MaxMSB: histMaxMSB, Causes: latCauses}
+	for j := range ls[0].hist {
+		var c int64
+		for _, l := range ls {
+			c += l.hist[j]
+		}
+		if c != 0 {
+			b := j % histBuckets
+			oc := j / histBuckets
+			out.Buckets = append(out.Buckets, [4]int64{int64(oc / len(latCauses)), int64(oc % len(latCauses)), int64(b), c})
+		}
+	}
+	for _, l := range ls {
+		for op := 0; op < 2; op++ {
+			out.MaxNs[op] = max(out.MaxNs[op], l.max[op])
+			out.Timed[op] += l.timed[op]
+		}
+	}
+	return out
+}
+
+func max(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// clockFigures measures the clock a timed op reads: the cost of one read and
+// the smallest step two consecutive reads show (its effective resolution).
+func clockFigures() map[string]float64 {
+	const n = 200_000
+	t0 := time.Since(origin)
+	for i := 0; i < n; i++ {
+		clockSink += time.Since(origin)
+	}
+	cost := float64(time.Since(origin)-t0) / n
+	step := time.Duration(1 << 62)
+	prev := time.Since(origin)
+	for i := 0; i < n; i++ {
+		c := time.Since(origin)
+		if c != prev && c-prev < step {
+			step = c - prev
+		}
+		prev = c
+	}
+	return map[string]float64{"read_ns": cost, "step_ns": float64(step)}
+}
+
+var clockSink time.Duration // the reads' sum, so the loop is not dropped
+
 // ---------------------------------------------------------------- replay
 
 type replayer struct {
@@ -296,20 +601,35 @@ type replayer struct {
 	// owner (threads mode only, off the Go heap): obj+1 of the object whose
 	// pointer slots[s] holds, 0 = none yet. A slot is reused, so a free on
 	// one P must wait for its own object, not for any non-nil pointer.
-	owner    []int64
-	check    bool
-	errCount int64
-	errOnce  *sync.Once
-	firstErr string
+	owner []int64
+	// isStack (off the Go heap): 1 while slots[s] is a parked goroutine's holder
+	isStack            []byte
+	pools              [][]*holder // free holders by P
+	parked, parkedPeak int64
+	baseGoroutines     int
+	check              bool
+	sample             int // time 1 op in sample in timed reps (0: none)
+	errCount           int64
+	errOnce            *sync.Once
+	firstErr           string
 }
 
-func (r *replayer) newObject(i int) unsafe.Pointer {
+// newObject allocates op i's object on P p. Kind stack: at least stackMin, a
+// parked goroutine of that stack (spawn); under it, a G descriptor, which the
+// real goroutine brings with it (newproc's G), so nothing is allocated.
+func (r *replayer) newObject(i, p int) unsafe.Pointer {
 	size := int(r.t.size[i])
 	obj := r.t.obj[i]
-	if r.t.kind[i] == 0 {
+	switch r.t.kind[i] {
+	case 0:
 		s := make([]unsafe.Pointer, (size+7)/8)
 		s[0] = unsafe.Pointer(&r.slots[r.t.slot[i]])
 		return unsafe.Pointer(&s[0])
+	case 2:
+		if size < stackMin {
+			return nil
+		}
+		return r.spawn(i, p)
 	}
 	b := make([]byte, size)
 	if size >= 8 {
@@ -325,9 +645,14 @@ func (r *replayer) newObject(i int) unsafe.Pointer {
 func (r *replayer) verify(i int, ptr unsafe.Pointer) {
 	obj := r.t.obj[i]
 	ok := true
-	if r.t.kind[i] == 0 {
+	switch {
+	case r.t.kind[i] == 0:
 		ok = *(*unsafe.Pointer)(ptr) == unsafe.Pointer(&r.slots[r.t.slot[i]])
-	} else {
+	case r.t.kind[i] == 2 && r.t.size[i] < stackMin:
+		ok = ptr == nil
+	case r.t.kind[i] == 2:
+		ok = r.isStack[r.t.slot[i]] != 0 && (*holder)(ptr).obj == obj
+	default:
 		size := int(r.t.size[i])
 		b := unsafe.Slice((*byte)(ptr), size)
 		for j := 0; j < size && j < 8; j++ {
@@ -345,18 +670,46 @@ func (r *replayer) verify(i int, ptr unsafe.Pointer) {
 	}
 }
 
+// serialOp replays op i (serial mode: one goroutine, P 0).
+func (r *replayer) serialOp(i int) {
+	t := r.t
+	slot := t.slot[i]
+	if t.op[i] == 0 {
+		r.slots[slot] = r.newObject(i, 0)
+		return
+	}
+	ptr := r.slots[slot]
+	if r.check {
+		r.verify(i, ptr)
+	}
+	r.slots[slot] = nil
+	if r.isStack[slot] != 0 {
+		r.release(slot, ptr, 0)
+	}
+}
+
 // serial replays ops [0, stop) in logical order on this goroutine.
 func (r *replayer) serial(stop int, s *sampler) {
-	t := r.t
 	for i := 0; i < stop; i++ {
-		slot := t.slot[i]
-		if t.op[i] == 0 {
-			r.slots[slot] = r.newObject(i)
+		r.serialOp(i)
+		if s != nil && i%SampleEvery == SampleEvery-1 {
+			s.sample()
+		}
+	}
+}
+
+// serialTimed is serial with 1 op in l.every timed: a loop of its own, so the
+// timed reps' clock reads and branch never reach the throughput reps.
+func (r *replayer) serialTimed(stop int, s *sampler, l *latency) {
+	for i := 0; i < stop; i++ {
+		if l.sampled(i) {
+			phase := atomic.LoadUint32(&gcphase)
+			t0 := time.Since(origin)
+			r.serialOp(i)
+			dt := time.Since(origin) - t0
+			l.record(r.t.op[i], dt, phase|atomic.LoadUint32(&gcphase))
 		} else {
-			if r.check {
-				r.verify(i, r.slots[slot])
-			}
-			r.slots[slot] = nil
+			r.serialOp(i)
 		}
 		if s != nil && i%SampleEvery == SampleEvery-1 {
 			s.sample()
@@ -364,32 +717,49 @@ func (r *replayer) serial(stop int, s *sampler) {
 	}
 }
 
-// worker replays one P's ops (indexes into the trace, in logical order).
-// Slots are safe to share between Ps because the writer of the trace gives a
-// freed slot back to the list of the P that freed it: only that P hands it
-// out again, after its own free in its own program order, and any other P
-// that frees the slot's next object waits until owner names that object.
-func (r *replayer) worker(idx []int32, s *sampler) {
+// workerOp replays op i on P p (threads mode). Slots are safe to share
+// between Ps because the writer of the trace gives a freed slot back to the
+// list of the P that freed it: only that P hands it out again, after its own
+// free in its own program order, and any other P that frees the slot's next
+// object waits until owner names that object.
+func (r *replayer) workerOp(i, p int) {
 	t := r.t
+	slot := t.slot[i]
+	if t.op[i] == 0 {
+		atomic.StorePointer(&r.slots[slot], r.newObject(i, p))
+		atomic.StoreInt64(&r.owner[slot], t.obj[i]+1)
+		return
+	}
+	want := t.obj[i] + 1
+	for spins := 0; atomic.LoadInt64(&r.owner[slot]) != want; spins++ {
+		// allocated on another P that has not got there yet
+		if spins > 16 {
+			runtime.Gosched()
+		}
+	}
+	ptr := atomic.LoadPointer(&r.slots[slot])
+	if r.check {
+		r.verify(i, ptr)
+	}
+	atomic.StorePointer(&r.slots[slot], nil)
+	if r.isStack[slot] != 0 {
+		r.release(slot, ptr, p)
+	}
+}
+
+// worker replays one P's ops (indexes into the trace, in logical order),
+// timing 1 op in l.every of its own stream when l is not nil.
+func (r *replayer) worker(idx []int32, p int, s *sampler, l *latency) {
 	for k, i32 := range idx {
 		i := int(i32)
-		slot := t.slot[i]
-		if t.op[i] == 0 {
-			atomic.StorePointer(&r.slots[slot], r.newObject(i))
-			atomic.StoreInt64(&r.owner[slot], t.obj[i]+1)
+		if l != nil && l.sampled(k) {
+			phase := atomic.LoadUint32(&gcphase)
+			t0 := time.Since(origin)
+			r.workerOp(i, p)
+			dt := time.Since(origin) - t0
+			l.record(r.t.op[i], dt, phase|atomic.LoadUint32(&gcphase))
 		} else {
-			want := t.obj[i] + 1
-			for spins := 0; atomic.LoadInt64(&r.owner[slot]) != want; spins++ {
-				// allocated on another P that has not got there yet
-				if spins > 16 {
-					runtime.Gosched()
-				}
-			}
-			ptr := atomic.LoadPointer(&r.slots[slot])
-			if r.check {
-				r.verify(i, ptr)
-			}
-			atomic.StorePointer(&r.slots[slot], nil)
+			r.workerOp(i, p)
 		}
 		if s != nil && k%SampleEvery == SampleEvery-1 {
 			s.sample()
@@ -432,6 +802,14 @@ type repResult struct {
 	BySize      []classCount `json:"by_size"`
 	CheckErrors int64        `json:"check_errors"`
 	FirstError  string       `json:"first_error,omitempty"`
+	// goroutine stacks: parked goroutines at most at once (racy in threads
+	// mode), still parked at the trace's end (released after the rep's
+	// figures), and goroutines left running after that release (a leak: 0)
+	StackGoroutinesPeak int64 `json:"stack_goroutines_peak"`
+	StackGoroutinesEnd  int64 `json:"stack_goroutines_end"`
+	GoroutinesLeaked    int64 `json:"goroutines_leaked"`
+	// the sampled latency histogram (latency reps only, -sample)
+	Latency *latOut `json:"latency,omitempty"`
 }
 
 // memStats: two MemStats, allocated once (each is ~6 KB) so that a rep's
@@ -441,6 +819,14 @@ var memStats [2]runtime.MemStats
 func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResult {
 	r.reset()
 	r.errCount, r.firstErr, r.errOnce = 0, "", new(sync.Once)
+	r.parked, r.parkedPeak = 0, 0
+	var lats []*latency // latency reps: one histogram per goroutine, made before the baseline
+	if timed && r.sample > 0 {
+		lats = make([]*latency, r.t.procs)
+		for p := range lats {
+			lats[p] = newLatency(r.sample)
+		}
+	}
 	msBase, msEnd := &memStats[0], &memStats[1]
 	if timed {
 		runtime.ReadMemStats(msBase)
@@ -454,7 +840,11 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 			s = newSampler()
 		}
 		t0 := time.Now()
-		r.serial(stop, s)
+		if lats != nil {
+			r.serialTimed(stop, s, lats[0])
+		} else {
+			r.serial(stop, s)
+		}
 		wall := time.Since(t0)
 		if s != nil {
 			s.sample()
@@ -487,7 +877,11 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 				ready.Done()
 				<-start
 				t0 := time.Now()
-				r.worker(ids[:n], samplers[p])
+				var l *latency
+				if lats != nil {
+					l = lats[p]
+				}
+				r.worker(ids[:n], p, samplers[p], l)
 				times[p] = int64(time.Since(t0))
 			}(p)
 		}
@@ -538,6 +932,11 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 	}
 	res.CheckErrors = atomic.LoadInt64(&r.errCount)
 	res.FirstError = r.firstErr
+	res.StackGoroutinesPeak = r.parkedPeak
+	res.StackGoroutinesEnd, res.GoroutinesLeaked = r.releaseAll()
+	if lats != nil {
+		res.Latency = mergeLatency(lats)
+	}
 	return res
 }
 
@@ -553,12 +952,16 @@ func main() {
 	warmup := flag.Int("warmup", 20000, "ops of the untimed warm-up replay")
 	gogc := flag.Int("gogc", 100, "GOGC (-1 = off)")
 	check := flag.Bool("check", false, "verify each object's id at its free")
+	sample := flag.Int("sample", 0, "time 1 op in N in every rep (0 = none; the reps are then latency reps)")
 	flag.Parse()
 	if *path == "" {
 		fail(errors.New("-trace FILE is required"))
 	}
 	if *mode != "serial" && *mode != "threads" {
 		fail(fmt.Errorf("-mode %q: choose serial or threads", *mode))
+	}
+	if *sample < 0 {
+		fail(fmt.Errorf("-sample %d: 0 or more", *sample))
 	}
 	if *reps < 1 {
 		fail(fmt.Errorf("-reps %d: at least 1", *reps))
@@ -589,7 +992,27 @@ func main() {
 		}
 	}
 	// the program's roots, sized to the peak live objects (see Replay above)
-	r := &replayer{t: t, slots: make([]unsafe.Pointer, t.nslots), check: *check}
+	r := &replayer{t: t, slots: make([]unsafe.Pointer, t.nslots), check: *check, sample: *sample,
+		isStack: offHeap(int(max(int64(t.nslots), 1)))[:t.nslots]}
+	// holders for the peak of stack goroutines (in logical order; threads mode:
+	// that many split between the Ps, a P that runs short makes more), made
+	// before any baseline so that they are not the replay's allocations
+	r.pools = make([][]*holder, t.procs)
+	peak := peakStacks(t)
+	for p := range r.pools {
+		n := peak
+		if *mode == "threads" {
+			n = (peak + t.procs - 1) / t.procs
+		}
+		if *mode == "serial" && p > 0 {
+			n = 0
+		}
+		r.pools[p] = make([]*holder, 0, n)
+		for k := 0; k < n; k++ {
+			r.pools[p] = append(r.pools[p], &holder{wake: make(chan struct{})})
+		}
+	}
+	r.baseGoroutines = runtime.NumGoroutine()
 	if *mode == "threads" {
 		r.owner = offHeapInt64(t.nslots)
 	}
@@ -612,8 +1035,13 @@ func main() {
 		Objects    int         `json:"objects"`
 		Reps       []repResult `json:"reps"`
 		NumGCTotal uint32      `json:"num_gc_total"`
+		// the clock timed ops read (latency reps only): cost of a read and smallest step, ns
+		Clock map[string]float64 `json:"clock,omitempty"`
 	}{Version: 2, GoVersion: runtime.Version(), Mode: *mode, Procs: t.procs, GOMAXPROCS: gomaxprocs,
 		GOGC: *gogc, Ops: t.n, Objects: t.nobj, Slots: t.nslots}
+	if *sample > 0 {
+		out.Clock = clockFigures()
+	}
 	for rep := 0; rep < *reps; rep++ {
 		res := r.run(*mode, t.n, idx, true)
 		res.Rep = rep
@@ -626,4 +1054,24 @@ func main() {
 	if err := enc.Encode(out); err != nil {
 		fail(err)
 	}
+}
+
+// peakStacks is the most stack objects (kind stack, stackMin or more) live at
+// once in the trace's logical order: the holders a serial replay needs.
+func peakStacks(t *trace) int {
+	live, peak := 0, 0
+	for i := 0; i < t.n; i++ {
+		if t.kind[i] != 2 || t.size[i] < stackMin {
+			continue
+		}
+		if t.op[i] == 0 {
+			live++
+			if live > peak {
+				peak = live
+			}
+		} else {
+			live--
+		}
+	}
+	return peak
 }
