@@ -18,6 +18,7 @@
         process, interleaved (what ``alloclab ab`` runs); prints each cell's
         measured slowdown and its verdict, paired (signed-rank on per-process
         ratios, as ab) and unpaired (U test, as compare of two runs).
+        --pct 0 is a paired A/A: B differs from A only in a field with no effect.
 
 Not a test (it takes minutes and needs a quiet machine); a script, like
 serial_fingerprint.py, whose output goes into the README and the notes.
@@ -154,19 +155,25 @@ def injected(args) -> None:
              f"arena_mb = {arena_mb}\n"]
     cal = {}
     for wl in wls:
-        d, f, base = _calibrate(wl, args.pct, arena_mb)
-        cal[wl["name"]] = (d, f, base)
-        print(f"calibrated {wl['name']}: base {base:.1f} ns/op, delay {d} + {f}/1024 steps per op", flush=True)
+        if args.pct > 0:
+            d, f, base = _calibrate(wl, args.pct, arena_mb)
+            cal[wl["name"]] = (d, f, base)
+            print(f"calibrated {wl['name']}: base {base:.1f} ns/op, delay {d} + {f}/1024 steps per op", flush=True)
+            b_cfg = f"{{ delay = {d}, delay_frac = {f} }}"
+        else:
+            # a paired A/A: B differs from A only in a field that does nothing while slow_every = 0,
+            # so the two are distinct cells with identical code paths
+            b_cfg = "{ slow_delay = 20001 }"
         inline = ", ".join(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in wl.items())
         lines.append(f"[[matrix]]\nstrategies = [\"delayed\"]\nworkloads = [{{ {inline} }}]\nprocs = [1]\n"
-                     f"modes = [\"serial\"]\nconfigs = [{{}}, {{ delay = {d}, delay_frac = {f} }}]\n")
+                     f"modes = [\"serial\"]\nconfigs = [{{}}, {b_cfg}]\n")
     suite = root / "s.toml"
     suite.write_text("\n".join(lines))
     out = root / "run"
     bench(str(suite), out)
     df = R.load([out])
     df = df[df["status"] == "ok"]
-    slow = df["config_json"].str.contains('"delay": [1-9]|"delay_frac": [1-9]', regex=True)
+    slow = df["config_json"].str.contains('"delay": [1-9]|"delay_frac": [1-9]|"slow_delay": 20001', regex=True)
     sides, names, measured = [], [], []
     for w in sorted(df["workload"].unique()):
         g = df[df["workload"] == w]
