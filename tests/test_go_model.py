@@ -451,3 +451,74 @@ def test_go_1_18_counts_stacks_towards_the_heap_goal_and_1_17_does_not():
     assert n17 > n19 >= 1                                     # a lower goal: more cycles
     assert g17 == max(2 * m17, 4 << 20)
     assert g19 == m19 + m19 + 128 * 65536 and g19 > g17
+
+
+# ------------------------------------------------------------------ the pacer's trigger and the concurrent mark
+def _gc(st):
+    return {k: int(st.gl[getattr(mgc, "GC_" + k.upper())])
+            for k in ("heap_live", "heap_marked", "heap_goal", "trigger", "mark_end", "marking", "unmarked")}
+
+
+@pytest.mark.parametrize("version,lo,hi", [("1.19", 45 / 64, 61 / 64), ("1.17", 0.6, 0.95)])
+def test_the_trigger_lies_in_gos_bounds_and_the_mark_ends_at_the_goal(version, lo, hi):
+    tr = generate("random", procs=1, seed=5, ops=60000, dist="medium", live=3000)
+    r = run_cell("go", mod.Config(go_version=version, gc_min_heap_kb=256), tr, warmup=False, arena_mb=ARENA_MB,
+                 check=True)[0][1]
+    assert r.status == "ok", r.error
+    assert mod.check(r.state) == []
+    g = _gc(r.state)
+    assert counters_dict(mod, r)["gc_cycles"] >= 3
+    way = (g["trigger"] - g["heap_marked"]) / (g["heap_goal"] - g["heap_marked"])
+    assert lo - 0.01 <= way <= lo + 0.01 and way <= hi      # trigger()'s lower bound (mgc.py: why)
+    if g["marking"]:
+        assert g["mark_end"] == g["heap_goal"]                # gc_mark_end_pct = 100: Go's pacer aims at the goal
+    # before any cycle: no runway yet, so trigger() clamps to its upper bound, 61/64 of the goal
+    ops = Ops()
+    ops.alloc(64)
+    fresh = _gc(replay(ops.trace(), mod.Config(gc_min_heap_kb=256))[0])
+    assert fresh["trigger"] == 256 * 1024 // 64 * 61 and fresh["marking"] == 0
+
+
+def test_an_earlier_mark_end_means_more_cycles():
+    tr = generate("random", procs=1, seed=5, ops=60000, dist="medium", live=3000)
+    n = {}
+    for pct in (100, 20):
+        r = run_cell("go", mod.Config(gc_min_heap_kb=256, gc_mark_end_pct=pct), tr, warmup=False,
+                     arena_mb=ARENA_MB, check=True)[0][1]
+        assert r.status == "ok" and mod.check(r.state) == [], r.error
+        n[pct] = counters_dict(mod, r)["gc_cycles"]
+    assert n[20] > n[100]
+
+
+def test_an_object_freed_during_the_mark_is_floating_garbage_until_the_next_cycle():
+    # 1 KiB objects: 8 to a one-page span, and each refill adds a span's 8 KiB to heapLive. With a 64 KiB
+    # goal the mark starts at the 8th refill (heapLive 64 KiB >= trigger 61/64 x 64 KiB) and terminates
+    # at the 9th (72 KiB >= mark end = goal).
+    cfg = mod.Config(gc_min_heap_kb=64)
+    ops = Ops()
+    objs = [ops.alloc(1024) for _ in range(56)]
+    ops.free(objs[0])                                          # dead before the mark: this cycle reclaims it
+    objs += [ops.alloc(1024) for _ in range(8)]                # the 8th refill starts the mark
+    st, addr = replay(ops.trace(), cfg)
+    g = _gc(st)
+    assert g["marking"] == 1 and ctr(st, X("gc_cycles")) == 0 and g["unmarked"] == 1024
+    ops.free(objs[1])                                          # freed during the mark: floating garbage
+    objs.append(ops.alloc(1024))                               # the 9th refill terminates the mark
+    st, addr = replay(ops.trace(), cfg)
+    g = _gc(st)
+    assert g["marking"] == 0 and ctr(st, X("gc_cycles")) == 1
+    assert g["heap_marked"] == 9 * 8192 - 1024                 # obj 1 was live at mark start: it counts
+    s = addr[objs[0]] >> 13
+    W, half = int(st.cfg[layout.CFG_ALLOCBITS_WORDS]), st.freed.shape[0] // 2
+    slot0, slot1 = ((addr[objs[i]] - s * 8192) // 1024 for i in (0, 1))
+    assert not (int(st.allocbits[s * W]) >> slot0) & 1        # reclaimed by this cycle's sweep
+    assert (int(st.allocbits[s * W]) >> slot1) & 1             # survived it: still allocated ...
+    assert (int(st.freed[s * W]) >> slot1) & 1 and st.freed[half + s * W] == 0   # ... freed, not yet unmarked
+    assert g["heap_goal"] == 2 * g["heap_marked"] and g["trigger"] == g["heap_marked"] + g["heap_marked"] // 64 * 45
+    # run on to the next cycle: its mark start unmarks obj 1 and its sweep reclaims it
+    n = len(objs)
+    while ctr(st, X("gc_cycles")) < 2:
+        objs += [ops.alloc(1024) for _ in range(64)]
+        st, addr = replay(ops.trace(), cfg)
+    assert st.freed[s * W] == 0 and st.freed[half + s * W] == 0   # swept: no freed or unmarked bit left
+    assert not (int(st.allocbits[s * W]) >> slot1) & 1 or addr[objs[1]] in [addr[o] for o in objs[n:]]

@@ -194,7 +194,7 @@ from alloclab.strategies.go import mcache, mcentral, mgc, mheap, mspan, sizeclas
 from alloclab.strategies.go.layout import (
     CFG_ALLOCBITS_WORDS, CFG_ARENA_BYTES, CFG_ARENA_PAGES, CFG_EMPTYMSPAN, CFG_FIXED_STACK, CFG_FREE_BATCH,
     CFG_G_SIZE, CFG_GFREE_BATCH, CFG_GFREE_LOCAL_CAP, CFG_GOAL_STACKS, CFG_GOGC, CFG_GROWTH_PAGES,
-    CFG_HEAP_MINIMUM,
+    CFG_HEAP_MINIMUM, CFG_MARK_END_PCT, CFG_TRIGGER_DEN, CFG_TRIGGER_NUM,
     CFG_LARGE_SIZE_DIV, CFG_MALLOC_HEADER, CFG_MALLOC_HEADER_MIN, CFG_NPROCS, CFG_NUM_SPANCLASSES,
     CFG_NUM_STACK_ORDERS, CFG_NWORDS, CFG_PAGE_CACHE_MAX_NPAGES, CFG_PAGE_CACHE_PAGES, CFG_PAGE_SHIFT,
     CFG_PAGE_SIZE, CFG_SMALL_LIMIT, CFG_SMALL_SIZE_DIV, CFG_SMALL_SIZE_MAX, CFG_STACK_CACHE_REFILL,
@@ -205,7 +205,7 @@ from alloclab.strategies.go.layout import EXTRA_COUNTERS  # noqa: F401  (the str
 from alloclab.strategies.go.mcache import (
     MCACHE_ALLOC, MCACHE_FLUSHGEN, MCACHE_STACKCACHE_LIST, MCACHE_TINY, freegc, mallocgc, mcache_release_all,
 )
-from alloclab.strategies.go.mgc import GC_HEAP_GOAL
+from alloclab.strategies.go.mgc import GC_HEAP_GOAL, GC_NEXT, GC_TRIGGER
 from alloclab.strategies.go.mheap import MHEAP_PAGES_END, MHEAP_SPAN_PAGES_PEAK, MHEAP_SWEEPGEN, PP_PCACHE_BASE
 from alloclab.strategies.go.mspan import LIST_LEN, SPAN_LIST, SPAN_NCOLS, SPAN_OWNER
 from alloclab.strategies.go.stacks import (
@@ -338,6 +338,10 @@ class Config(ConfigBase):
                           "without GC lag (frees take effect at once, like every other strategy; not Go's GOGC=0)")
     gc_min_heap_kb: int = param(4096, lo=64, hi=1 << 20, tune=False,
                                 doc="heap goal floor at GOGC=100 (Go: 4 MiB, scaled by gogc/100)")
+    gc_mark_end_pct: int = param(100, lo=1, hi=100, tune=False,
+                                 doc="gogc > 0: the concurrent mark ends this percent of the way from the "
+                                     "pacer's trigger to the heap goal (Go's pacer aims at 100, the goal; idle "
+                                     "Ps marking end it sooner): lower = more cycles, less floating garbage")
     free_batch: int = param(32, lo=1, hi=1024, log=True, tune=False,
                             doc="gogc = 0: frees of slots in spans the P does not cache are swept in batches of "
                                 "this many per span class, one class-lock hold each (not a Go knob: Go's sweeper "
@@ -354,6 +358,12 @@ class Config(ConfigBase):
     def goal_counts_stacks(self) -> bool:
         """Go 1.18+ (gcControllerState.commit, mgcpacer.go): goroutine stacks count towards the heap goal."""
         return _version_key(self.go_version) >= (1, 18)
+
+    @property
+    def trigger_bound(self) -> tuple[int, int]:
+        """The trigger after a cycle as (num, den) of the way from heapMarked to the goal (mgc.py):
+        Go 1.18+'s minTriggerRatioNum / triggerRatioDen (mgcpacer.go), Go 1.17's minTriggerRatio 0.6."""
+        return (45, 64) if _version_key(self.go_version) >= (1, 18) else (60, 100)
 
     @classmethod
     def from_dict(cls, d):
@@ -404,7 +414,8 @@ class State(NamedTuple):
     spans: np.ndarray      # (arena pages + 1, SPAN_NCOLS) int64 span records (mspan.py), row = first page; last row = emptymspan
     spans_u: np.ndarray    # uint64 view of spans (allocCache)
     allocbits: np.ndarray  # ((arena pages + 1) * W,) uint64
-    freed: np.ndarray      # ((arena pages + 1) * W,) int64: slots freed since the span's last sweep
+    freed: np.ndarray      # (2 * (arena pages + 1) * W,) int64: slots freed since the last mark start, then
+                           # slots dead at it and not yet swept (unmarked; mgc.py)
     pagemap: np.ndarray    # (arena pages,) int32 page -> span (first page), -1 = none (spanOf)
     pa: np.ndarray         # (arena pages / 64 + 2,) uint64 page bitmap, 1 = allocated or unmapped
     lists: np.ndarray      # (2 * nspc + MAX_STACK_ORDERS, 8) int64 mSpanList head/tail/len (mspan.py: LIST_*)
@@ -424,7 +435,8 @@ class State(NamedTuple):
 _MC_COLUMNS = (mcache.MCACHE_TINY, mcache.MCACHE_TINYOFFSET, mheap.PP_PCACHE_BASE, mheap.PP_PCACHE_CACHE,
                mcache.MCACHE_FLUSHGEN, mgc.PP_DEAD_BYTES, stacks.PP_GFREE_HEAD, stacks.PP_GFREE_N,
                stacks.PP_GFREE_READY, stacks.PP_GFREE_ORPHAN, mheap.PP_FREEBATCH_N, mgc.PP_STACK_BYTES)
-_GL_WORDS = (mheap.MHEAP_SWEEPGEN, mgc.GC_HEAP_LIVE, mgc.GC_HEAP_GOAL, mgc.GC_HEAP_MARKED, mheap.MHEAP_SEARCHADDR,
+_GL_WORDS = (mheap.MHEAP_SWEEPGEN, mgc.GC_HEAP_LIVE, mgc.GC_HEAP_GOAL, mgc.GC_HEAP_MARKED, mgc.GC_TRIGGER,
+             mgc.GC_MARK_END, mgc.GC_MARKING, mgc.GC_NEXT, mgc.GC_UNMARKED, mheap.MHEAP_SEARCHADDR,
              mheap.MHEAP_PAGES_END, mheap.MHEAP_FREE_PAGES, mheap.MHEAP_ARENA_END, mheap.MHEAP_ARENAS,
              stacks.SCHED_GFREE_STACK, stacks.SCHED_GFREE_NOSTACK, stacks.SCHED_GFREE_N, mheap.MHEAP_SPAN_PAGES,
              mheap.MHEAP_SPAN_PAGES_PEAK)
@@ -485,11 +497,16 @@ def make_state(config: Config, heap, nprocs: int) -> State:
     cfg[CFG_STACKPOOL_LISTS] = 2 * nspc
     cfg[CFG_FREE_BATCH] = config.free_batch
     cfg[CFG_GOAL_STACKS] = 1 if config.goal_counts_stacks else 0
+    cfg[CFG_TRIGGER_NUM], cfg[CFG_TRIGGER_DEN] = config.trigger_bound
+    cfg[CFG_MARK_END_PCT] = config.gc_mark_end_pct
 
     gl = aligned.zeros(GL_NWORDS)
     gl[SCHED_GFREE_STACK] = -1
     gl[SCHED_GFREE_NOSTACK] = -1
-    gl[GC_HEAP_GOAL] = (config.gc_min_heap_kb * 1024 * config.gogc // 100) if config.gogc else (1 << 62)
+    goal = (config.gc_min_heap_kb * 1024 * config.gogc // 100) if config.gogc else (1 << 62)
+    gl[GC_HEAP_GOAL] = goal
+    # before the first cycle trigger() has no runway: goal - 0 clamped to maxTriggerRatioNum / triggerRatioDen
+    gl[GC_TRIGGER] = gl[GC_NEXT] = goal // 64 * 61 if config.gogc else goal
 
     # lazily committed: rows are written as spans appear; aligned, so a row's two halves are two lines
     spans = aligned.zeros((arena_pages + 1, SPAN_NCOLS))
@@ -508,7 +525,7 @@ def make_state(config: Config, heap, nprocs: int) -> State:
         counters=new_counters(nprocs), meta=heap.meta, arena=heap.arena,
         arena64=heap.arena64, cfg=cfg, gl=gl, locks=aligned.zeros((nspc + NLK_EXTRA) * 8),
         spans=spans, spans_u=spans.view(np.uint64),
-        allocbits=aligned.zeros((arena_pages + 1) * W, np.uint64), freed=aligned.zeros((arena_pages + 1) * W),
+        allocbits=aligned.zeros((arena_pages + 1) * W, np.uint64), freed=aligned.zeros(2 * (arena_pages + 1) * W),
         pagemap=np.full(arena_pages, -1, np.int32),
         pa=np.full(arena_pages // 64 + 2, np.iinfo(np.uint64).max, np.uint64),
         lists=lists, mc=mc, mcu=mc.view(np.uint64),

@@ -52,7 +52,10 @@ CFG_ARENA_PAGES = 29
 CFG_STACKPOOL_LISTS = 30         # first stack-pool list id (mspan.py: lists)
 CFG_FREE_BATCH = 31              # explicit frees a P batches per span class before one class-lock hold (gogc = 0)
 CFG_GOAL_STACKS = 32             # 1 = live stack bytes count towards the heap goal (Go >= 1.18), 0 = marked heap only
-CFG_NWORDS = 33
+CFG_TRIGGER_NUM = 33             # the trigger after a cycle: heapMarked + (goal - heapMarked) / DEN * NUM (mgc.py)
+CFG_TRIGGER_DEN = 34
+CFG_MARK_END_PCT = 35            # the mark ends this percent of the way from the trigger to the goal (mgc.py)
+CFG_NWORDS = 36
 
 # ---------------------------------------------------------------- locks: lock k at index k * 8
 # [0, nspc): mcentral[spc] (mcentral.py); then the ones below, offset by nspc
@@ -64,8 +67,13 @@ MAX_STACK_ORDERS = 8      # slots for stack orders: locks here, mcache.stackcach
 NLK_EXTRA = LK_STACKPOOL + MAX_STACK_ORDERS
 
 # ---------------------------------------------------------------- gl: mheap-wide words, one per cache line
-# Words 0, 8, ... 104 are MHEAP_* (mheap.py), GC_* (mgc.py, gcController) and SCHED_* (stacks.py, sched.gFree).
-GL_NWORDS = 14 * 8
+# Words 0, 8, ... 144 are MHEAP_* (mheap.py), GC_* (mgc.py, gcController) and SCHED_* (stacks.py, sched.gFree).
+GL_NWORDS = 19 * 8
+
+# ---------------------------------------------------------------- mc: the cached spans' columns
+# mcache.alloc[spanclass] (mcache.py owns the mc row); here because mgc.py's mark start reads every P's
+# cached spans and mcache.py imports mgc.py
+MCACHE_ALLOC = 32
 
 # ---------------------------------------------------------------- extra counters
 EXTRA_COUNTERS: tuple[str, ...] = (

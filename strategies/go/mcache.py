@@ -39,13 +39,13 @@ from alloclab.strategies.go.bits import atomic_add_i8
 from alloclab.strategies.go.layout import (
     CFG_EMPTYMSPAN, CFG_GOGC, CFG_LARGE_SIZE_DIV, CFG_MALLOC_HEADER, CFG_MALLOC_HEADER_MIN, CFG_NUM_SPANCLASSES,
     CFG_PAGE_SHIFT, CFG_PAGE_SIZE, CFG_SMALL_LIMIT, CFG_SMALL_SIZE_DIV, CFG_SMALL_SIZE_MAX, CFG_TINY_SHIFT,
-    CFG_TINY_SIZE, CFG_TINY_SPANCLASS, X_LARGE, X_NEXT_FREE, X_NEXT_FREE_FAST, X_TINY, X_TINY_BLOCKS,
+    CFG_TINY_SIZE, CFG_TINY_SPANCLASS, MCACHE_ALLOC, X_LARGE, X_NEXT_FREE, X_NEXT_FREE_FAST, X_TINY, X_TINY_BLOCKS,
 )
 from alloclab.strategies.go.mbitmap import load_alloc_cache, next_free_fast, next_free_index
 from alloclab.strategies.go.mcentral import (
     free_emptied, free_small_slot, mcentral_grow, mcentral_uncache, sweep_batch_locked,
 )
-from alloclab.strategies.go.mgc import GC_HEAP_LIVE, PP_DEAD_BYTES, maybe_gc
+from alloclab.strategies.go.mgc import GC_HEAP_LIVE, LARGE_DEAD, LARGE_UNMARKED, PP_DEAD_BYTES, maybe_gc
 from alloclab.strategies.go.mheap import MHEAP_SWEEPGEN, mheap_alloc, mheap_free_span
 from alloclab.strategies.go.mspan import (
     MSPAN_LARGE, MSPAN_SMALL, SPAN_ALLOCCOUNT, SPAN_AUX, SPAN_BASE, SPAN_ELEMSIZE, SPAN_FREEINDEX, SPAN_NELEMS,
@@ -58,7 +58,6 @@ MCACHE_TINYOFFSET = 1
 MCACHE_FLUSHGEN = 4           # sweepgen this mcache was last flushed at (prepareForSweep)
 MCACHE_STACKCACHE_LIST = 16   # stackcache[order].list, MAX_STACK_ORDERS slots
 MCACHE_STACKCACHE_SIZE = 24   # stackcache[order].size, MAX_STACK_ORDERS slots
-MCACHE_ALLOC = 32             # alloc[spanclass], numSpanClasses slots
 
 
 @kernel(inline="always")
@@ -270,7 +269,7 @@ def free_large(st, p, addr):
     nbytes = st.spans[s, SPAN_NPAGES] << cfg[CFG_PAGE_SHIFT]
     st.counters[p, IN_USE] -= nbytes
     if cfg[CFG_GOGC] > 0:
-        st.spans[s, SPAN_AUX] = 1
+        st.spans[s, SPAN_AUX] = LARGE_DEAD
         st.mc[p, PP_DEAD_BYTES] += nbytes
     else:
         mheap_free_span(st, p, s)
@@ -329,7 +328,7 @@ def check(st, census, errs: list[str]) -> int:
         else:
             live_bytes += int(live.sum()) * esize
     for s in census.by_state[MSPAN_LARGE]:
-        if int(spans[s, SPAN_AUX]) != 1:
+        if int(spans[s, SPAN_AUX]) not in (LARGE_DEAD, LARGE_UNMARKED):
             live_bytes += int(spans[s, SPAN_NPAGES]) * page
     for p in range(nprocs):
         for spc in range(nspc):

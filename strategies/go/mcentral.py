@@ -85,9 +85,11 @@ def mcentral_grow(st, p, spc):
     if s < 0:
         return -1
     W = st.cfg[CFG_ALLOCBITS_WORDS]
+    half = st.freed.shape[0] >> 1    # the unmarked bitmap (mgc.py)
     for w in range(s * W, s * W + ((st.t_nelems[sc] + 63) >> 6)):
         st.allocbits[w] = 0
         st.freed[w] = 0
+        st.freed[half + w] = 0
     return s
 
 

@@ -12,7 +12,7 @@ empty mcache.alloc slot points at. Per span (mbitmap.py, mgc.py):
 
     allocated(i) = allocBits[i] or i < freeindex
     allocCount   = popcount(allocated)         (small spans)
-    freed        is a subset of allocated       (slots freed since the last sweep)
+    freed        is a subset of allocated       (slots freed or unmarked, not yet swept: mgc.py)
     nelems * elemsize <= npages * page size
     pagemap[page] == span for each of its pages (Go: spanOf)
 
@@ -52,7 +52,7 @@ SPAN_NEXT = 11          # mSpanList links (class or heap lock held)
 SPAN_PREV = 12
 SPAN_LIST = 13          # list the span is on, -1 = none
 SPAN_SWEEPGEN = 14      # mheap sweepgen when the span was last cached or swept
-SPAN_AUX = 15           # stack-pool span: manualFreeList head; large span: 1 = dead, awaiting GC
+SPAN_AUX = 15           # stack-pool span: manualFreeList head; large span: 1 = dead, 2 = unmarked (mgc.py)
 SPAN_NCOLS = 16
 
 # span states (Go: mSpanDead, mSpanInUse, mSpanManual; the model splits the last two by use)
@@ -145,7 +145,7 @@ class SpanCensus(NamedTuple):
     covered: np.ndarray                # page -> it belongs to a span in use
     by_state: dict[int, list[int]]     # MSPAN_* -> spans in that state whose record is sound
     alloc: dict[int, np.ndarray]       # small span -> allocated(i) per slot
-    freed: dict[int, np.ndarray]       # small span -> its freed bits, all allocBits words of them
+    freed: dict[int, np.ndarray]       # small span -> its freed or unmarked bits (mgc.py), all allocBits words
     live: dict[int, np.ndarray]        # small span -> allocated and not freed (mcentral.check takes batched frees out)
 
 
@@ -181,7 +181,9 @@ def check(st, npages_mapped: int, errs: list[str]) -> SpanCensus:
             alloc_b[:int(row[SPAN_FREEINDEX])] = True
             if int(alloc_b.sum()) != cnt:
                 errs.append(f"{tag}: allocCount {cnt} != popcount(allocBits | below freeindex) {int(alloc_b.sum())}")
-            freed_b = bits_of(st.freed[s * W:(s + 1) * W].view(np.uint64), W * 64)
+            half = st.freed.shape[0] // 2    # freed, then unmarked (mgc.py): a slot in either is dead
+            freed_b = bits_of((st.freed[s * W:(s + 1) * W] | st.freed[half + s * W:half + (s + 1) * W]).view(np.uint64),
+                              W * 64)
             census.alloc[s], census.freed[s] = alloc_b, freed_b
             census.live[s] = alloc_b & ~freed_b[:nel]
         elif state == MSPAN_LARGE:
