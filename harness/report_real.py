@@ -28,12 +28,14 @@ PAIRS = (("real:go-httpserver", "web"), ("real:go-jsonpipeline", "pipeline"))   
 SYNTHETIC_SCALE = 0.05
 BANDS = ((16, "<=16"), (128, "17-128"), (1024, "129-1K"), (32768, "1K-32K"))
 TITLE = "Real programs: the shape of each trace"
-NOTE = ("Traces recorded from the Go programs in workloads/programs/go (GODEBUG=allocfreetrace=1), beside the "
-        "synthetic web and pipeline workloads on the same P count. Sizes of recorded traces are Go's size "
+NOTE = ("Traces recorded from the Go programs in workloads/programs/go (GODEBUG=allocfreetrace=1) and from "
+        "C programs under the LD_PRELOAD recorder (sqlite3, python3, lua5.4, redis-server), beside the "
+        "synthetic web and pipeline workloads on the same P count. Sizes of recorded Go traces are Go's size "
         "classes (the log prints the rounded size); their frees happen at sweep time on the sweeping "
-        "goroutine, so lifetimes include the wait for the next GC and most frees run on P 0. Lifetime is "
-        "in ops between an object's alloc and its free; cross-P is the share of frees on another P than "
-        "the alloc.")
+        "goroutine, so lifetimes include the wait for the next GC and most frees run on P 0. The C "
+        "programs' sizes are the requested ones and their frees the program's own free() calls (Lua's "
+        "come from its collector). Lifetime is in ops between an object's alloc and its free; cross-P is "
+        "the share of frees on another P (thread) than the alloc.")
 
 
 def shape(tr, goroutines: int | None = None) -> dict:
@@ -112,9 +114,11 @@ def section(inp: ReportInput) -> Section | None:
 
 def _fmt_row(name: str, r: dict) -> str:
     mib = r["peak_live_kb"] / 1024
+    per_g = r["objects_per_goroutine"]
+    per_g = "-" if per_g != per_g else f"{per_g:,.0f}"     # nan: a C program has threads, not goroutines
     return (f"| {name} | {r['allocs']:,} | {mib:.1f} MiB | {r['size_p50']:,.0f} / {r['size_p90']:,.0f} | "
             f"{r['share_<=16']:.0%} | {r['cross_p_free']:.2f} | {r['life_p50']:,.0f} / {r['life_p90']:,.0f} | "
-            f"{r['never_freed']:.0%} | {r['objects_per_goroutine']:,.0f} |")
+            f"{r['never_freed']:.0%} | {per_g} |")
 
 
 def comparison_markdown(traces: dict) -> str:

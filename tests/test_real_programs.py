@@ -337,3 +337,20 @@ def test_objects_per_goroutine_reads_the_recording_or_the_simulator():
     assert goroutines_of(T({"goroutines": 12})) == 12
     assert goroutines_of(T({"sim": {"spawns": 5000}})) == 5000
     assert goroutines_of(T({"generator": "import:rec"})) is None
+
+
+def test_comparison_table_rows_and_bad_input(capsys):
+    from alloclab.harness import report_real
+    from alloclab.workloads.trace import make_trace
+
+    # P0 allocates 16 and 48 B; the 16 B object is freed on P1, the 48 B one on P0, each 2 ops later
+    tr = make_trace(np.array([0, 0, 1, 0], np.int16), np.array([0, 0, 1, 1], np.int8), np.zeros(4, np.int8),
+                    np.array([16, 48, 16, 48], np.int32), np.array([0, 1, 0, 1], np.int64), procs=2)
+    tr.meta["goroutines"] = 2
+    rows = report_real.comparison_markdown({"a": tr}).splitlines()
+    assert rows[0].startswith("| trace | allocs |") and len(rows) == 3
+    assert rows[2] == "| a | 2 | 0.0 MiB | 32 / 45 | 50% | 0.50 | 2 / 2 | 0% | 1 |"
+    del tr.meta["goroutines"]
+    assert report_real.comparison_markdown({"a": tr}).splitlines()[2].endswith("| 0% | - |")
+    assert report_real.main(["--scale", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --scale must be > 0 and --procs >= 1"
