@@ -23,7 +23,10 @@ NOTE = ("One extra repetition per cell (bench's `latency = true` / `timeline = t
         "on AMD Zen, 1 cycle on Intel, is the resolution); "
         "an op includes the first write to the object. The tail's causes are the strategies' own counters moving "
         "across the op; 'fast' = no slow-path counter moved (a cache miss, an interrupt, or a path without a "
-        "counter). Timelines: a sample every 1/1000 of the trace and one at its end.")
+        "counter). go-runtime's ops are timed inside goreplay with Go's monotonic clock on the same 1-in-N sample "
+        "(its cost per read and step: docs/go-fidelity.md), and its only tag is 'gc' (a GC cycle in progress at "
+        "the op's start or end): the runtime's other slow paths are not visible from outside it. "
+        "Timelines: a sample every 1/1000 of the trace and one at its end.")
 POOLS = ("bitmap", "freelist")   # the article's memory pool, in order of preference
 MALLOC = "system"
 STATS = ("mean", "p50", "p99", "p99.9", "max")

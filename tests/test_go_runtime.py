@@ -288,15 +288,17 @@ def test_allocations_per_size_class(mode):
     got = mallocs.copy()
     got[c16] += r.extra["tiny_allocs"]
     want[c16] += tiny
-    # the runtime's new Gs (one per stack goroutine beyond the free ones) land in one class: g's
+    # stack objects are goroutines: the runtime's new Gs (when no free G is left) and the sudogs of
+    # their channel waits (cached per P; the central cache is dropped at each GC) land in two
+    # classes (416 and 96 B in Go 1.19), each about one per parked goroutine at most
     c = counters_dict(G, r)
     excess = got - want
-    g_class = int(np.argmax(excess))
-    assert 0 < excess[g_class] <= own + c["stack_goroutines_peak"], excess
-    assert np.all(excess >= 0) and np.all(np.delete(excess, g_class) <= own), excess
-    assert int(excess.sum()) <= 2 * own + c["stack_goroutines_peak"]
+    runtime_classes = np.argsort(excess)[-2:]
+    assert np.all(excess >= 0), excess
+    assert np.all(excess[runtime_classes] <= own + 2 * c["stack_goroutines_peak"]), excess
+    assert np.all(np.delete(excess, runtime_classes) <= own), excess
     assert 0 < r.extra["tiny_allocs"] < tiny      # hits in a current block, and new blocks
-    nontiny = np.arange(len(by)) != c16
+    nontiny = (np.arange(len(by)) != c16) & ~np.isin(np.arange(len(by)), runtime_classes)
     assert np.all(frees[nontiny] >= want[nontiny]) and np.all(frees[nontiny] - want[nontiny] <= own)
     assert c["bysize_mallocs"] == int(mallocs.sum()) and c["tiny_allocs"] == r.extra["tiny_allocs"]
     big = int(((tr.op == 0) & (tr.kind != 2) & (tr.size > class_sizes[-1])).sum())

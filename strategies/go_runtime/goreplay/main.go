@@ -338,6 +338,14 @@ const (
 	// used stack more coarsely; 256 B is 1/8 of the smallest step that matters
 	// (half of a 4 KiB stack).
 	stackFrame = 256
+	// yieldEvery: a spawn of a 2 KiB stack (no growth: newproc allocated it)
+	// and a release (the woken goroutine exits when it next runs) leave a
+	// goroutine runnable; the replay yields once that many are pending, so
+	// they run together. What it trades: a larger batch costs fewer
+	// Gosched calls per op but leaves up to that many freed stacks unfreed
+	// (and new ones not yet parked) at a time; 8 is at most 8 stacks (16 KiB
+	// and up) late, a few ns per op at most.
+	yieldEvery = 8
 )
 
 // holder is a traced stack object: a goroutine parked on wake, deep enough
@@ -396,9 +404,10 @@ func deepen(depth int, wake chan struct{}) byte {
 	return pad[(depth*7)%stackFrame]
 }
 
-// spawn starts op i's goroutine and yields so that it grows its stack and
-// parks now, not whenever this goroutine is next descheduled: the stack is
-// the traced size from its alloc on, as the model's is.
+// spawn starts op i's goroutine. newproc gives it a 2 KiB stack at once; one
+// that must grow yields now so that it grows and parks (the stack is the
+// traced size from its alloc on, as the model's is); one that need not runs
+// with the next batch (yieldEvery).
 func (r *replayer) spawn(i, p int) unsafe.Pointer {
 	pool := &r.pools[p]
 	var h *holder
@@ -411,7 +420,7 @@ func (r *replayer) spawn(i, p int) unsafe.Pointer {
 	h.obj, h.depth = r.t.obj[i], stackDepth(int(r.t.size[i]))
 	spawnQ <- h
 	go park()
-	runtime.Gosched()
+	r.pending(p, h.depth > 0)
 	r.isStack[r.t.slot[i]] = 1
 	if live := atomic.AddInt64(&r.parked, 1); live > atomic.LoadInt64(&r.parkedPeak) {
 		atomic.StoreInt64(&r.parkedPeak, live) // racy max in threads mode: a figure, not a check
@@ -419,15 +428,28 @@ func (r *replayer) spawn(i, p int) unsafe.Pointer {
 	return unsafe.Pointer(h)
 }
 
-// release wakes the goroutine of a freed stack object and yields so that it
-// exits now (its stack freed at the op, as the model frees it).
+// release wakes the goroutine of a freed stack object; it exits (its stack
+// freed) with the next batch of runnable goroutines (yieldEvery).
 func (r *replayer) release(slot int32, ptr unsafe.Pointer, p int) {
 	r.isStack[slot] = 0
 	h := (*holder)(ptr)
 	h.wake <- struct{}{}
-	runtime.Gosched()
+	r.pending(p, false)
 	r.pools[p] = append(r.pools[p], h)
 	atomic.AddInt64(&r.parked, -1)
+}
+
+// pending counts one more goroutine made runnable on P p and yields, so that
+// they all run, when now is set or yieldEvery are pending. Woken and new
+// goroutines wait in p's run queue (runnext, then the local queue), which
+// the scheduler serves before it comes back to a goroutine that yielded
+// (Gosched puts it on the global queue).
+func (r *replayer) pending(p int, now bool) {
+	r.runnable[p]++
+	if now || r.runnable[p] >= yieldEvery {
+		r.runnable[p] = 0
+		runtime.Gosched()
+	}
 }
 
 // releaseAll wakes every goroutine still parked (the stack objects live at the
@@ -442,6 +464,9 @@ func (r *replayer) releaseAll() (int64, int64) {
 			r.release(int32(s), ptr, 0)
 			n++
 		}
+	}
+	for p := range r.runnable {
+		r.runnable[p] = 0
 	}
 	for k := 0; k < 1000 && runtime.NumGoroutine() > r.baseGoroutines; k++ {
 		runtime.Gosched()
@@ -605,6 +630,7 @@ type replayer struct {
 	// isStack (off the Go heap): 1 while slots[s] is a parked goroutine's holder
 	isStack            []byte
 	pools              [][]*holder // free holders by P
+	runnable           []int64     // off the Go heap: goroutines made runnable by P p since it last yielded
 	parked, parkedPeak int64
 	baseGoroutines     int
 	check              bool
@@ -998,6 +1024,7 @@ func main() {
 	// that many split between the Ps, a P that runs short makes more), made
 	// before any baseline so that they are not the replay's allocations
 	r.pools = make([][]*holder, t.procs)
+	r.runnable = offHeapInt64(t.procs)
 	peak := peakStacks(t)
 	for p := range r.pools {
 		n := peak
