@@ -30,7 +30,7 @@ all objects), and ``block`` is 0.1, not 0.05 (a handler parks in netpoll to
 read the request, to write the response and between requests on a
 keep-alive connection: a few times per ~40 allocations). Blocking is what
 moves a request to another P, so it sets the cross-P free share (0.34 at
-0.05, 0.44 at 0.1; the recording's 0.76 is where Go's sweeper ran, not where
+0.05, 0.43 at 0.1; the recording's 0.76 is where Go's sweeper ran, not where
 the program dropped the object). Lifetimes were not matched: the recording's
 frees come at GC sweeps.
 Default size: 100,000 requests, about 8.7M ops at scale 1.0; live memory
