@@ -101,6 +101,8 @@ def cases(f: Mapping[str, str]) -> list[tuple[str, list[str], str]]:
                              "--arena-mb", "2", "--reps", "1"], "arena exhausted"),
         ("latency with --check", r + ["--latency", "--check"], "do not combine with --check"),
         ("latency sample of 0", r + ["--latency", "--sample", "0"], "argument --sample: expected a positive integer, got 0"),
+        ("timeline from go-runtime", ["run", "-s", "go-runtime", "-w", "web", "--timeline"],
+         "--timeline: go-runtime replays traces itself and records no timeline"),
         ("config: unknown key", r + ["--config", f["cfg_unknown"]], "unknown config key(s) colour"),
         ("config: zero batch size", r + ["--config", f["cfg_zero_batch"]], "batch: 0 is below the minimum 1"),
         ("config: batch above cache capacity", r + ["--config", f["cfg_batch_gt_cap"]],
