@@ -95,15 +95,22 @@ mcentral.py, mgc.py):
     gcmarkTinyAllocs): a one-byte count per block, 2 per sub-object + 1 for
     the mcache's hold.
 13. With ``gogc = N > 0`` (default 100, Go's), frees only mark slots dead
-    (``freed`` bits, large spans flagged). When an allocation slow path
-    (refill, large object) finds heapLive >= the heap goal (mgcpacer.go, by
-    ``go_version``: heapMarked + (heapMarked + live stacks) x N/100 from Go
-    1.18, heapMarked x (1 + N/100) before; at least 4 MiB x N/100), one GC
-    cycle runs (mgc.py): sweepgen += 2,
-    every uncached span is swept under its class lock, dead large spans are
-    freed, and each P flushes its mcache at its next allocation
-    (mcache.prepareForSweep → releaseAll), sweeping those spans as it
-    uncaches them (gc_cycles). heapLive counts what Go counts: whole free
+    (``freed`` bits, large spans flagged). A GC cycle (mgc.py, after
+    mgcpacer.go and mgc.go) has two events, each run by the allocation slow
+    path (refill, large object) whose heapLive update crosses it. At the
+    pacer's trigger (trigger(): 45/64 of the way from heapMarked to the heap
+    goal from Go 1.18, 0.6 in 1.17) the mark starts: what is dead now is
+    what this cycle reclaims (``freed`` bits move to ``unmarked``). The
+    program runs on; what it allocates now survives the cycle, what it frees
+    is floating garbage, reclaimed by the next cycle. At the mark's end (the
+    goal, where Go's pacer aims to finish; ``gc_mark_end_pct``) heapMarked is
+    what was not dead at mark start, sweepgen += 2, every uncached span is
+    swept under its class lock, unmarked large spans are freed, and each P
+    flushes its mcache at its next allocation (mcache.prepareForSweep →
+    releaseAll), sweeping those spans as it uncaches them (gc_cycles). The
+    next goal (by ``go_version``: heapMarked + (heapMarked + live stacks) x
+    N/100 from Go 1.18, heapMarked x (1 + N/100) before; at least 4 MiB x
+    N/100) and trigger follow. heapLive counts what Go counts: whole free
     slots of cached spans (refill), allocated slots, large spans.
 
 Goroutines (trace kind ``stack``; stack.go, proc.go; stacks.py):
@@ -143,14 +150,16 @@ Where the model departs from Go, and why:
    only on the rare heap-lock path. Page caches are never flushed (Go
    flushes an idle P's cache at GC; Ps are never idle here). The scavenger,
    huge pages and arena hints are not modelled; arenas are contiguous.
- - The GC cycle is stop-nothing: it sweeps under the class locks while
-   other Ps run; frees racing with it are reclaimed by the next sweep. It
-   runs when heapLive reaches the goal, where Go's concurrent mark would end
-   (Go starts it earlier, at the pacer's trigger, and objects dying during
-   the mark survive it as floating garbage). The goal counts no globals (a
-   trace has none) and counts stacks by their size, not their scanned part.
-   Deaths between a cycle and a P's mcache flush are reclaimed one cycle
-   early for that P's cached spans.
+ - The GC cycle is stop-nothing: mark start and the sweep visit spans under
+   the class locks while other Ps run. The mark itself costs nothing and is
+   implicit (the trace's frees say what is dead); it ends at a fixed point
+   between the trigger and the goal (``gc_mark_end_pct``), not when mark
+   work runs out, and the trigger is trigger()'s lower bound rather than
+   goal - runway from a measured cons/mark ratio (mgc.py says why). The goal
+   counts no globals (a trace has none) and counts stacks by their size, not
+   their scanned part. A P that has not allocated since a cycle sweeps its
+   cached spans at its next allocation; if that falls inside the next mark,
+   those spans' floating garbage is reclaimed up to one mark early.
  - With a tiny block larger than Go's 16 B (tiny_size = 32, a tuning
    option Go does not have), tiny objects of 16 B or more align to 8, the
    alignment Go guarantees every object of that size; below 16 B the
@@ -164,8 +173,9 @@ Where the model departs from Go, and why:
 
 Tunables (Config below): every Go constant, with Go's value as default; the
 Go release modelled (go_version: the malloc header from 1.22, stacks in the
-heap goal from 1.18); the model's own knobs (free_batch, and gogc = 0); each field's doc says what it
-trades (``alloclab list -v`` prints them). Figures measured with this model
+heap goal from 1.18, the GC trigger's bound); the model's own knobs (free_batch,
+gc_mark_end_pct, and gogc = 0); each field's doc says what it trades (``alloclab list -v``
+prints them). Figures measured with this model
 on one machine are in docs/go-model.md, not here.
 
 Invariants: ``check`` runs each tier's check, bottom up (mspan, mgc,
@@ -218,8 +228,9 @@ DESCRIPTION = "model of Go's runtime allocator: mcache / mcentral / mheap, tiny 
 ALIGN16 = False   # Go guarantees 8 (class 24 objects sit at multiples of 24) and tiny alignment below 8
 
 
-# Go releases the model can be: the behaviour that differs between them is the malloc header (1.22+)
-# and what counts towards the heap goal (stacks from 1.18); everything else modelled is alike across these.
+# Go releases the model can be: the behaviour that differs between them is the malloc header (1.22+),
+# what counts towards the heap goal (stacks from 1.18) and the GC trigger's bound (1.18's pacer);
+# everything else modelled is alike across these.
 GO_VERSIONS = ("1.17", "1.18", "1.19", "1.20", "1.21", "1.22", "1.23")
 
 
@@ -330,11 +341,13 @@ class Config(ConfigBase):
     # ---- Go version and GC pacing (mgcpacer.go)
     go_version: str = param(DEFAULT_GO_VERSION, choices=GO_VERSIONS, tune=False,
                             doc="the Go release modelled (default: the installed toolchain's, else the newest "
-                                "modelled): 1.18+ counts stacks towards the heap goal, 1.22+ gives pointerful "
-                                "objects > 512 B an 8-byte malloc header")
+                                "modelled): 1.18+ counts stacks towards the heap goal and triggers a GC at 45/64 "
+                                "of the way to it (1.17: 0.6), 1.22+ gives pointerful objects > 512 B an 8-byte "
+                                "malloc header")
     gogc: int = param(100, lo=0, hi=2000, tune=False,
-                      doc="GOGC (Go: 100): frees wait for a modelled GC cycle at heap goal = marked + (marked + "
-                          "stacks) x N/100 (Go 1.18+): higher = more memory, fewer sweeps; 0 = Go's allocator "
+                      doc="GOGC (Go: 100): frees wait for a modelled GC cycle, which marks from the pacer's trigger "
+                          "to about the heap goal = marked + (marked + stacks) x N/100 (Go 1.18+): higher = more "
+                          "memory, fewer sweeps; 0 = Go's allocator "
                           "without GC lag (frees take effect at once, like every other strategy; not Go's GOGC=0)")
     gc_min_heap_kb: int = param(4096, lo=64, hi=1 << 20, tune=False,
                                 doc="heap goal floor at GOGC=100 (Go: 4 MiB, scaled by gogc/100)")

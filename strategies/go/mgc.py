@@ -42,15 +42,17 @@ The equations (``check`` verifies those it can see in the state):
 
 Why the trigger is trigger()'s lower bound. Go 1.19 puts the trigger at
 goal - runway, clamped to [45/64, 61/64] of the way from heapMarked to the
-goal; runway = consMark x (1-u)/u x scan work (commit), u = 0.25, and
-consMark (endCycle) is the bytes allocated during the last mark per byte of
-scan work, times (u + idle utilisation) / (1 - u). The model's scan work
-cancels out: runway = (1 + 4 x idle) x bytes allocated during the last mark.
-With the mark ending at the goal, that is goal - trigger again when no P is
-idle (every trigger is its own fixed point: the model cannot tell which) and
-more when one is: a replay is one goroutine, so with GOMAXPROCS >= 2 an idle
-P runs the idle mark worker and the runway grows, cycle by cycle, until the
-lower bound holds it. So the model uses the lower bound.
+goal (trigger()); runway = consMark x (1-u)/u x the last cycle's scan work
+(commit), u = 0.25, and consMark (endCycle, smoothed by a PI controller) is
+the bytes allocated during the last mark per byte of scan work, times
+(u + idle utilisation) / (1 - u). The scan work cancels: the runway is
+(1 + 4 x idle) times the bytes the program allocated during the last mark.
+The model's mark ends at a fixed point, so with no idle P that is
+goal - trigger again: every trigger reproduces itself, and the model cannot
+tell which one Go would settle at. Idle mark time (more Ps than running
+goroutines) only lengthens the runway, down to the lower bound. The model
+takes the lower bound, where that case settles; against the real runtime
+(docs/go-fidelity.md) it matched peak in-use better than the upper bound.
 
 Where the mark ends is the one thing the model cannot derive: it depends on
 how fast the mark runs against how fast the program allocates (CPU time the
