@@ -289,13 +289,14 @@ def test_allocations_per_size_class(mode):
     got[c16] += r.extra["tiny_allocs"]
     want[c16] += tiny
     # stack objects are goroutines: the runtime's new Gs (when no free G is left) and the sudogs of
-    # their channel waits (cached per P; the central cache is dropped at each GC) land in two
-    # classes (416 and 96 B in Go 1.19), each about one per parked goroutine at most
+    # their channel waits land in two classes (416 and 96 B in Go 1.19); sudogs are cached per P
+    # and centrally, and the central cache is dropped at each GC, so up to one per parked goroutine
+    # per cycle (and the start)
     c = counters_dict(G, r)
     excess = got - want
     runtime_classes = np.argsort(excess)[-2:]
     assert np.all(excess >= 0), excess
-    assert np.all(excess[runtime_classes] <= own + 2 * c["stack_goroutines_peak"]), excess
+    assert np.all(excess[runtime_classes] <= own + (c["gc_cycles"] + 2) * c["stack_goroutines_peak"]), excess
     assert np.all(np.delete(excess, runtime_classes) <= own), excess
     assert 0 < r.extra["tiny_allocs"] < tiny      # hits in a current block, and new blocks
     nontiny = (np.arange(len(by)) != c16) & ~np.isin(np.arange(len(by)), runtime_classes)
@@ -335,7 +336,8 @@ def test_stack_objects_are_goroutine_stacks():
     heap_rise = r.extra["peak"]["HeapInuse"] - r.extra["base"]["HeapInuse"]
     assert heap_rise < 0.05 * traced, heap_rise
     # peak in-use and held are the model's: heap and stack spans together
-    assert traced <= r.in_use_at_peak < 1.15 * traced and r.peak_mapped_bytes >= r.in_use_at_peak
+    assert traced <= r.in_use_at_peak < 1.15 * traced
+    assert r.extra["peak"]["Held"] >= r.extra["peak"]["InUse"]   # raw: held >= in use at every sample
     assert c["stack_goroutines_peak"] == len(sizes) * 100
     assert c["goroutines_leaked"] == 0 and r.extra["stack_goroutines_end"] == 0
 

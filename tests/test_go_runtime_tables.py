@@ -132,4 +132,5 @@ def test_gc_stw_runs_goreplay_with_gos_stop_the_world_gc(monkeypatch):
     for stw in (False, True):
         [(_, r)] = G.run_external(G.Config(gc_stw=stw), tr, reps=1)
         assert r.status == "ok", r.error
-    assert seen[-2:] == ["madvdontneed=1", "madvdontneed=1,gcstoptheworld=1"]
+    # the caller's GODEBUG kept; adaptivestackstart=0 always (goreplay's stacks: docs/go-fidelity.md)
+    assert seen[-2:] == ["madvdontneed=1,adaptivestackstart=0", "madvdontneed=1,adaptivestackstart=0,gcstoptheworld=1"]
