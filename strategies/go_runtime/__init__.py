@@ -17,7 +17,8 @@ scanned object; noscan: ``[]byte``) held in a slot table, and a free drops
 the reference: memory comes back when Go's collector says so, which is the
 point of running the real thing next to the ``go`` model. A stack object of
 2 KiB or more is a goroutine parked on a stack grown (by recursion) to the
-traced size rounded up to a power of two, woken and exited at its free, so
+traced size rounded up to a power of two, woken at its free (it runs and exits
+with the next batch of runnable goroutines, see goreplay's yieldEvery), so
 stacks are Go's own (StackInuse, outside the heap goal's heapLive), as in the
 model; a smaller stack object is the trace's G descriptor, which the real
 goroutine brings with it (not allocated again). Goroutines start on Go's
