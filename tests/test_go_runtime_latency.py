@@ -11,7 +11,7 @@ from alloclab.strategies import go_runtime as G
 from alloclab.workloads import generate
 
 WHY = G.unavailable_reason()
-pytestmark = pytest.mark.skipif(WHY is not None, reason=f"go-runtime unavailable: {WHY}")
+needs_go = pytest.mark.skipif(WHY is not None, reason=f"go-runtime unavailable: {WHY}")
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -27,6 +27,7 @@ def _sampled(n: int, every: int) -> np.ndarray:
     return np.arange(n, dtype=np.uint64) * GOLDEN < np.uint64((1 << 64) // every)
 
 
+@needs_go
 @pytest.mark.parametrize("mode", ["serial", "threads"])
 def test_latency_reps_time_the_executors_sample(web, mode):
     every = 3
@@ -54,6 +55,7 @@ def test_latency_reps_time_the_executors_sample(web, mode):
         assert 0 < clock["read_ns"] < 10_000 and 0 < clock["step_ns"] < 10_000
 
 
+@needs_go
 def test_latency_rows_round_trip(web):
     [(_, r)] = run_cell("go-runtime", G.Config(), web, reps=1, instrument=Instrument(sample=1))
     h = r.extra["latency"]
@@ -83,6 +85,7 @@ def test_histogram_from_goreplays_json_matches_numpy():
         G.latency_histogram(dict(sub_bits=5, max_msb=46, causes=["fast"], buckets=[], max_ns=[0, 0], timed=[0, 0]))
 
 
+@needs_go
 def test_cli_run_latency_prints_percentiles_and_refuses_a_timeline(capsys):
     assert main(["run", "-s", "go-runtime", "-w", "web", "--scale", "0.002", "--reps", "1", "--latency",
                  "--sample", "2"]) == 0
@@ -91,3 +94,15 @@ def test_cli_run_latency_prints_percentiles_and_refuses_a_timeline(capsys):
     assert main(["run", "-s", "go-runtime", "-w", "web", "--scale", "0.002", "--timeline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "records no timeline" in err[0]
+
+
+def test_bench_probes_go_runtime_for_latency_only(tmp_path):
+    """A matrix with latency and timeline on: go-runtime's cells get latency (it records it), not a
+    timeline (it declares none); a kernel strategy's get both. No toolchain needed: nothing runs."""
+    from alloclab.harness import bench
+
+    f = tmp_path / "s.toml"
+    f.write_text('[suite]\nname = "s"\n[[matrix]]\nstrategies = ["go-runtime", "freelist"]\nworkloads = ["web"]\n'
+                 'latency = true\ntimeline = true\n')
+    cells = {c.strategy: (c.latency, c.timeline) for c in bench.load_suite(str(f)).cells}
+    assert cells == {"go-runtime": (True, False), "freelist": (True, True)}
