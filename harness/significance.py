@@ -207,6 +207,12 @@ def _detectable_shift(n: int, m: int, alpha: float, power: float) -> float:
         u = (x[:, :, None] > (y0 + d)[:, None, :]).sum(axis=(1, 2))
         return float(np.mean(p_of_u[u] < alpha))
 
+    return _shift_for_power(rejected, power)
+
+
+def _shift_for_power(rejected, power: float) -> float:
+    """The smallest shift d with rejected(d) >= power (rejected grows with d): doubling, then
+    bisection; inf past 64 sigma."""
     lo, hi = 0.0, 1.0
     while rejected(hi) < power:
         hi *= 2
@@ -328,15 +334,7 @@ def _detectable_shift_paired(n: int, alpha: float, power: float) -> float:
         w = (r * (x > 0)).sum(axis=1)
         return float(np.mean(p_of_w[w] < alpha))
 
-    lo, hi = 0.0, 1.0
-    while rejected(hi) < power:
-        hi *= 2
-        if hi > 64:
-            return math.inf
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if rejected(mid) < power else (lo, mid)
-    return hi
+    return _shift_for_power(rejected, power)
 
 
 def mde_paired(sigma_diff: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
