@@ -162,7 +162,7 @@ def sweep_span(st, p, s):
     return folded
 
 
-@kernel(inline="always")
+@kernel
 def unmark_span(st, s):
     """Mark start for one span: what is dead now was not reached by the mark (freed -> unmarked); returns
     the bytes that became unmarked."""
