@@ -81,7 +81,9 @@ Left out: the runway's measured consMark (above), assists and mark workers
 the model sweeps every uncached span at mark termination, not lazily), the
 memory limit (Go 1.19's GOMEMLIMIT), globals in the goal, stacks by their
 scanned part rather than their size, and later releases' pacer changes (the
-model uses 1.19's pacer for every later version).
+model uses 1.19's pacer for every later version). In threads mode a span a P
+takes from mcentral just as the mark starts (off the list, not yet in its
+mcache) is not visited: its frees so far count as floating garbage.
 """
 from __future__ import annotations
 
