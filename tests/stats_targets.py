@@ -120,10 +120,12 @@ def _suite_workloads(suite: str) -> tuple[list[dict], int]:
     return doc["matrix"][0]["workloads"], int(doc["suite"].get("arena_mb", 2048))
 
 
-def _calibrate(wl: dict, pct: float, arena_mb: int, pilot_steps: int = 16, reps: int = 7) -> tuple[int, int, float]:
+def _calibrate(wl: dict, pct: float, arena_mb: int, reps: int = 5) -> tuple[int, int, float]:
     """(delay, delay_frac, base ns/op) that make delayed on this workload ``pct`` percent slower,
-    from a pilot in this process: the fastest of ``reps`` runs at no delay and at ``pilot_steps``
-    (the fastest, not the median: a pilot wants the cost of the code, not of the moment)."""
+    searched in a pilot in this process: the fastest of ``reps`` interleaved runs with and
+    without the delay (the fastest, not the median: a pilot wants the cost of the code, not of
+    the moment). A search, not a proportion: the out-of-order core hides the first steps of
+    delay under the allocator's own memory stalls, more on some workloads than others."""
     import numpy as np
 
     from alloclab import strategies, workloads
@@ -133,15 +135,30 @@ def _calibrate(wl: dict, pct: float, arena_mb: int, pilot_steps: int = 16, reps:
     tr = workloads.generate(wl["name"], procs=1, seed=1, **params)
     mod = strategies.resolve("delayed").load()
 
-    def ns(cfg):
-        out = runner.run_cell("delayed", cfg, tr, reps=reps, arena_mb=arena_mb)
-        return float(np.min([1e9 * r.wall_s / len(tr) for _, r in out]))
+    def one(cfg) -> float:
+        return float(runner.run_cell("delayed", cfg, tr, reps=1, arena_mb=arena_mb)[0][1].wall_s * 1e9 / len(tr))
 
-    base = ns(mod.Config())
-    step = max((ns(mod.Config(delay=pilot_steps)) - base) / pilot_steps, 1e-3)
-    want = pct / 100 * base / step                 # steps per op
-    whole = int(want)
-    return whole, min(1023, int(round((want - whole) * 1024))), base
+    def cfg_of(units: int):   # units: 1/1024ths of a step per op
+        return mod.Config(delay=units >> 10, delay_frac=units & 1023)
+
+    def ratio(units: int) -> tuple[float, float]:
+        base, slow = [], []
+        for _ in range(reps):
+            base.append(one(mod.Config()))
+            slow.append(one(cfg_of(units)))
+        return min(slow) / min(base), min(base)
+
+    target = 1 + pct / 100
+    lo, hi = 0, 1024
+    r, base = ratio(hi)
+    while r < target and hi < (1 << 24):
+        lo, hi = hi, hi * 2
+        r, base = ratio(hi)
+    for _ in range(7):
+        mid = (lo + hi) // 2
+        r, _ = ratio(mid)
+        lo, hi = (mid, hi) if r < target else (lo, mid)
+    return hi >> 10, hi & 1023, float(np.float64(base))
 
 
 def injected(args) -> None:
