@@ -3,13 +3,14 @@
     python tests/stats_targets.py aa [--pairs 3] [--suite quick]
         runs the suite twice per pair (alloclab bench, back to back) and
         compares each pair: cells flagged, and the exit code of --fail min:5%.
-    python tests/stats_targets.py slowdown --delay 2 [--processes N]
-        two runs of a suite of bump, freelist and the test-only ``delayed``
-        strategy (bump plus DELAY dependent multiply-adds per op) on the quick
-        suite's serial workloads: delay 0 in the first, DELAY in the second,
-        the same config, so compare matches the cells; prints how many of
-        delayed's cells are called slower, at what measured slowdown.
-        Two separate runs: the unpaired comparison a CI gate makes.
+    python tests/stats_targets.py slowdown --pct 20 [--suite quick|full] [--processes N]
+        two separate runs of a suite of bump, freelist and the test-only
+        ``delayed`` strategy on the suite's serial workloads, delayed's delay
+        calibrated per workload to PCT percent (as ``injected``): off in the
+        first run (ALLOCLAB_TEST_DELAY_OFF=1), on in the second, the same
+        config, so compare matches the cells; prints how many of delayed's
+        cells are called slower, at what measured slowdown, and how many
+        unchanged cells were flagged. The unpaired comparison a CI gate makes.
     python tests/stats_targets.py injected --pct 20 [--suite quick|full] [--processes 8]
         the issue's injected-slowdown target: on each serial workload of the
         suite's first matrix, the test-only ``delayed`` strategy against itself
@@ -40,20 +41,6 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS)] + [p for p in os.environ
 from alloclab.harness import compare  # noqa: E402
 from alloclab.harness import results as R  # noqa: E402
 from alloclab.harness.cli import main  # noqa: E402
-
-SERIAL = """
-[[matrix]]
-strategies = ["bump", "freelist", "delayed"]
-workloads = [
-  { name = "random", ops = 400000, dist = "small" },
-  { name = "web", scale = 0.05 },
-  { name = "spawn-storm", scale = 0.05 },
-  { name = "tiny", scale = 0.05 },
-  { name = "large-mix", scale = 0.05 },
-  { name = "phase-shift", scale = 0.05 },
-]
-"""
-
 
 def bench(suite: str, out: Path, extra=()) -> None:
     rc = main(["bench", "--suite", suite, "--out", str(out), "--no-progress", *extra])
@@ -91,22 +78,46 @@ def _register_delayed():
 
 def slowdown(args) -> None:
     _register_delayed()
+    wls, arena_mb = _suite_workloads(args.suite)
     root = Path(tempfile.mkdtemp(prefix="slow-"))
+    lines = [_suite_head("slowdown", args, arena_mb)]
+    for wl in wls:
+        d, f = _calibrated(wl, args.pct, arena_mb, reps=args.pilot_reps)
+        lines.append(_matrix(["bump", "freelist"], wl, "{}"))
+        lines.append(_matrix(["delayed"], wl, f"{{ delay = {d}, delay_frac = {f} }}"))
     suite = root / "s.toml"
-    suite.write_text(f"[suite]\nname = 'slowdown'\nprocesses = {args.processes}\nreps = {args.reps}\n"
-                     f"seed = 1\narena_mb = 2048\n{SERIAL}")
+    suite.write_text("\n".join(lines))
     a, b = root / "a", root / "b"
-    os.environ["ALLOCLAB_TEST_DELAY"] = "0"
+    os.environ["ALLOCLAB_TEST_DELAY_OFF"] = "1"
     bench(str(suite), a)
-    os.environ["ALLOCLAB_TEST_DELAY"] = str(args.delay)
+    os.environ["ALLOCLAB_TEST_DELAY_OFF"] = "0"
     bench(str(suite), b)
     df, _, _ = compare.compare_frames(R.load([a]), R.load([b]))
-    print(df[["cell", "ratio", "verdict", "q", "mde_pct", "cv_pct"]].to_string(index=False))
+    print(df[["cell", "raw_ratio", "ratio", "verdict", "q", "mde_pct", "cv_pct"]].to_string(index=False))
     d = df[df["cell"].str.startswith("delayed ")]
     o = df[~df["cell"].str.startswith("delayed ")]
-    print(f"delayed (delay {args.delay}): {int((d['verdict'] == 'slower').sum())} of {len(d)} cells called slower, "
-          f"measured slowdown {100 * (d['ratio'].min() - 1):.0f}-{100 * (d['ratio'].max() - 1):.0f}%; "
+    print(f"delayed ({args.pct:g}%, {args.suite} workloads, two runs of {args.processes} processes): "
+          f"{int((d['verdict'] == 'slower').sum())} of {len(d)} cells called slower, "
+          f"measured slowdown {100 * (d['raw_ratio'].min() - 1):.0f}-{100 * (d['raw_ratio'].max() - 1):.0f}%; "
           f"unchanged strategies: {int(o['significant'].sum())} of {len(o)} flagged  ({a} {b})")
+
+
+def _suite_head(name: str, args, arena_mb: int) -> str:
+    return (f"[suite]\nname = '{name}'\nprocesses = {args.processes}\nreps = {args.reps}\nseed = 1\n"
+            f"arena_mb = {arena_mb}\n")
+
+
+def _matrix(strats: list[str], wl: dict, config: str) -> str:
+    inline = ", ".join(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in wl.items())
+    names = ", ".join(f'"{x}"' for x in strats)
+    return (f"[[matrix]]\nstrategies = [{names}]\nworkloads = [{{ {inline} }}]\nprocs = [1]\n"
+            f"modes = [\"serial\"]\nconfigs = [{config}]\n")
+
+
+def _calibrated(wl: dict, pct: float, arena_mb: int, reps: int = 5) -> tuple[int, int]:
+    d, f, base = _calibrate(wl, pct, arena_mb, reps=reps)
+    print(f"calibrated {wl['name']}: base {base:.1f} ns/op, delay {d} + {f}/1024 steps per op", flush=True)
+    return d, f
 
 
 def _suite_workloads(suite: str) -> tuple[list[dict], int]:
@@ -168,22 +179,16 @@ def injected(args) -> None:
     _register_delayed()
     wls, arena_mb = _suite_workloads(args.suite)
     root = Path(tempfile.mkdtemp(prefix="inj-"))
-    lines = [f"[suite]\nname = 'injected'\nprocesses = {args.processes}\nreps = {args.reps}\nseed = 1\n"
-             f"arena_mb = {arena_mb}\n"]
-    cal = {}
+    lines = [_suite_head("injected", args, arena_mb)]
     for wl in wls:
         if args.pct > 0:
-            d, f, base = _calibrate(wl, args.pct, arena_mb)
-            cal[wl["name"]] = (d, f, base)
-            print(f"calibrated {wl['name']}: base {base:.1f} ns/op, delay {d} + {f}/1024 steps per op", flush=True)
+            d, f = _calibrated(wl, args.pct, arena_mb, reps=args.pilot_reps)
             b_cfg = f"{{ delay = {d}, delay_frac = {f} }}"
         else:
             # a paired A/A: B differs from A only in a field that does nothing while slow_every = 0,
             # so the two are distinct cells with identical code paths
             b_cfg = "{ slow_delay = 20001 }"
-        inline = ", ".join(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in wl.items())
-        lines.append(f"[[matrix]]\nstrategies = [\"delayed\"]\nworkloads = [{{ {inline} }}]\nprocs = [1]\n"
-                     f"modes = [\"serial\"]\nconfigs = [{{}}, {b_cfg}]\n")
+        lines.append(_matrix(["delayed"], wl, f"{{}}, {b_cfg}"))
     suite = root / "s.toml"
     suite.write_text("\n".join(lines))
     out = root / "run"
@@ -223,15 +228,18 @@ if __name__ == "__main__":
     s.add_argument("--suite", default="quick")
     s.set_defaults(fn=aa)
     s = sub.add_parser("slowdown")
-    s.add_argument("--delay", type=int, default=2)
-    s.add_argument("--processes", type=int, default=6)
+    s.add_argument("--pct", type=float, default=20.0)
+    s.add_argument("--suite", default="quick")
+    s.add_argument("--processes", type=int, default=5)
     s.add_argument("--reps", type=int, default=1)
+    s.add_argument("--pilot-reps", type=int, default=5)
     s.set_defaults(fn=slowdown)
     s = sub.add_parser("injected")
     s.add_argument("--pct", type=float, default=20.0)
     s.add_argument("--suite", default="quick")
     s.add_argument("--processes", type=int, default=8)
     s.add_argument("--reps", type=int, default=1)
+    s.add_argument("--pilot-reps", type=int, default=5)
     s.set_defaults(fn=injected)
     a = ap.parse_args()
     a.fn(a)

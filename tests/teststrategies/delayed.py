@@ -52,12 +52,13 @@ class State(NamedTuple):
 
 
 def make_state(config: Config, heap, nprocs: int) -> State:
-    # ALLOCLAB_TEST_DELAY overrides the config, so that two runs of the same cell (same config
-    # hash, so compare matches them) can differ by a known slowdown: tests/stats_targets.py
-    delay = int(os.environ.get("ALLOCLAB_TEST_DELAY", config.delay))
+    # ALLOCLAB_TEST_DELAY_OFF=1 turns the config's delay off, so that two runs of the same cell
+    # (same config hash, so compare matches them) can differ by a known slowdown: tests/stats_targets.py
+    off = os.environ.get("ALLOCLAB_TEST_DELAY_OFF") == "1"
+    delay, frac = (0, 0) if off else (config.delay, config.delay_frac)
     b = bump.make_state(bump.Config(), heap, nprocs)
     return State(new_counters(nprocs), heap.meta, heap.arena, b.cursor, b.limit, b.region,
-                 np.array([delay, config.delay_frac, 0], np.int64), np.zeros(1, np.uint64),
+                 np.array([delay, frac, 0], np.int64), np.zeros(1, np.uint64),
                  np.array([config.slow_every, config.slow_delay], np.int64))
 
 
