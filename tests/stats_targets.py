@@ -82,7 +82,10 @@ def slowdown(args) -> None:
     root = Path(tempfile.mkdtemp(prefix="slow-"))
     lines = [_suite_head("slowdown", args, arena_mb)]
     for wl in wls:
-        d, f = _calibrated(wl, args.pct, arena_mb, reps=args.pilot_reps)
+        cal = _calibrated(wl, args.pct, arena_mb, reps=args.pilot_reps)
+        if cal is None:
+            continue
+        d, f = cal
         lines.append(_matrix(["bump", "freelist"], wl, "{}"))
         lines.append(_matrix(["delayed"], wl, f"{{ delay = {d}, delay_frac = {f} }}"))
     suite = root / "s.toml"
@@ -114,8 +117,12 @@ def _matrix(strats: list[str], wl: dict, config: str) -> str:
             f"modes = [\"serial\"]\nconfigs = [{config}]\n")
 
 
-def _calibrated(wl: dict, pct: float, arena_mb: int, reps: int = 5) -> tuple[int, int]:
-    d, f, base = _calibrate(wl, pct, arena_mb, reps=reps)
+def _calibrated(wl: dict, pct: float, arena_mb: int, reps: int = 5) -> tuple[int, int] | None:
+    try:
+        d, f, base = _calibrate(wl, pct, arena_mb, reps=reps)
+    except Skip as e:
+        print(f"skipped {e}", flush=True)
+        return None
     print(f"calibrated {wl['name']}: base {base:.1f} ns/op, delay {d} + {f}/1024 steps per op", flush=True)
     return d, f
 
@@ -129,6 +136,10 @@ def _suite_workloads(suite: str) -> tuple[list[dict], int]:
     text, _ = B._suite_text(suite)
     doc = tomllib.loads(text)
     return doc["matrix"][0]["workloads"], int(doc["suite"].get("arena_mb", 2048))
+
+
+class Skip(Exception):
+    """A workload the injected-slowdown strategy cannot run."""
 
 
 def _calibrate(wl: dict, pct: float, arena_mb: int, reps: int = 5) -> tuple[int, int, float]:
@@ -147,7 +158,10 @@ def _calibrate(wl: dict, pct: float, arena_mb: int, reps: int = 5) -> tuple[int,
     mod = strategies.resolve("delayed").load()
 
     def one(cfg) -> float:
-        return float(runner.run_cell("delayed", cfg, tr, reps=1, arena_mb=arena_mb)[0][1].wall_s * 1e9 / len(tr))
+        r = runner.run_cell("delayed", cfg, tr, reps=1, arena_mb=arena_mb)[0][1]
+        if r.status != "ok":
+            raise Skip(f"{wl['name']}: delayed (bump, which never reuses memory) cannot run it: {r.error}")
+        return float(r.wall_s * 1e9 / len(tr))
 
     def cfg_of(units: int):   # units: 1/1024ths of a step per op
         return mod.Config(delay=units >> 10, delay_frac=units & 1023)
@@ -182,7 +196,10 @@ def injected(args) -> None:
     lines = [_suite_head("injected", args, arena_mb)]
     for wl in wls:
         if args.pct > 0:
-            d, f = _calibrated(wl, args.pct, arena_mb, reps=args.pilot_reps)
+            cal = _calibrated(wl, args.pct, arena_mb, reps=args.pilot_reps)
+            if cal is None:
+                continue
+            d, f = cal
             b_cfg = f"{{ delay = {d}, delay_frac = {f} }}"
         else:
             # a paired A/A: B differs from A only in a field that does nothing while slow_every = 0,
