@@ -77,10 +77,7 @@ def _register_delayed():
 
 
 def slowdown(args) -> None:
-    _register_delayed()
-    wls, arena_mb = _suite_workloads(args.suite)
-    root = Path(tempfile.mkdtemp(prefix="slow-"))
-    lines = [_suite_head("slowdown", args, arena_mb)]
+    wls, arena_mb, root, lines = _prepare(args, "slowdown")
     for wl in wls:
         cal = _calibrated(wl, args.pct, arena_mb, reps=args.pilot_reps)
         if cal is None:
@@ -103,6 +100,14 @@ def slowdown(args) -> None:
           f"{int((d['verdict'] == 'slower').sum())} of {len(d)} cells called slower, "
           f"measured slowdown {100 * (d['raw_ratio'].min() - 1):.0f}-{100 * (d['raw_ratio'].max() - 1):.0f}%; "
           f"unchanged strategies: {int(o['significant'].sum())} of {len(o)} flagged  ({a} {b})")
+
+
+def _prepare(args, name: str):
+    """The delayed strategy registered; the suite's serial workloads, its arena, a scratch folder and
+    the suite file's head."""
+    _register_delayed()
+    wls, arena_mb = _suite_workloads(args.suite)
+    return wls, arena_mb, Path(tempfile.mkdtemp(prefix=f"{name}-")), [_suite_head(name, args, arena_mb)]
 
 
 def _suite_head(name: str, args, arena_mb: int) -> str:
@@ -190,10 +195,7 @@ def injected(args) -> None:
     import numpy as np
     import pandas as pd
 
-    _register_delayed()
-    wls, arena_mb = _suite_workloads(args.suite)
-    root = Path(tempfile.mkdtemp(prefix="inj-"))
-    lines = [_suite_head("injected", args, arena_mb)]
+    wls, arena_mb, root, lines = _prepare(args, "injected")
     for wl in wls:
         if args.pct > 0:
             cal = _calibrated(wl, args.pct, arena_mb, reps=args.pilot_reps)
