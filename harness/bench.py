@@ -213,7 +213,7 @@ def load_suite(spec: str, reps: int | None = None, config_override=None, process
                         seen[key] = cell
                         suite.cells.append(cell)
                     for k, on in probes.items():   # a cell in two matrices is probed if either asks
-                        if on and strategies.descriptor(s).records(k):
+                        if on and strategies.descriptor(s).records(k, mode):
                             setattr(seen[key], k, True)
     return suite
 

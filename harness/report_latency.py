@@ -26,7 +26,8 @@ NOTE = ("One extra repetition per cell (bench's `latency = true` / `timeline = t
         "counter). go-runtime's ops are timed inside goreplay with Go's monotonic clock on the same 1-in-N sample "
         "(its cost per read and step: docs/go-fidelity.md), and its only tag is 'gc' (a GC cycle in progress at "
         "the op's start or end): the runtime's other slow paths are not visible from outside it. "
-        "Timelines: a sample every 1/1000 of the trace and one at its end.")
+        "Timelines: a sample every 1/1000 of the trace and one at its end (go-runtime's: serial mode, read "
+        "through runtime/metrics inside goreplay).")
 POOLS = ("bitmap", "freelist")   # the article's memory pool, in order of preference
 MALLOC = "system"
 STATS = ("mean", "p50", "p99", "p99.9", "max")

@@ -86,23 +86,42 @@ def test_histogram_from_goreplays_json_matches_numpy():
 
 
 @needs_go
-def test_cli_run_latency_prints_percentiles_and_refuses_a_timeline(capsys):
+def test_cli_run_latency_prints_percentiles_and_refuses_a_threads_timeline(capsys):
     assert main(["run", "-s", "go-runtime", "-w", "web", "--scale", "0.002", "--reps", "1", "--latency",
                  "--sample", "2"]) == 0
     out = capsys.readouterr().out
     assert "alloc" in out and "p99.9" in out and "timed" in out
-    assert main(["run", "-s", "go-runtime", "-w", "web", "--scale", "0.002", "--timeline"]) == 2
+    assert main(["run", "-s", "go-runtime", "-w", "web", "--scale", "0.002", "--procs", "2", "--mode", "threads",
+                 "--timeline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "records no timeline" in err[0]
+    assert len(err) == 1 and "records no timeline in threads mode" in err[0]
 
 
-def test_bench_probes_go_runtime_for_latency_only(tmp_path):
-    """A matrix with latency and timeline on: go-runtime's cells get latency (it records it), not a
-    timeline (it declares none); a kernel strategy's get both. No toolchain needed: nothing runs."""
+@needs_go
+def test_timeline_rows_every_k_ops_ending_at_the_trace_with_its_live_bytes():
+    from alloclab.harness import timeline
+
+    tr = generate("phase-shift", procs=1, seed=1, scale=0.01)
+    [(_, r)] = run_cell("go-runtime", G.Config(), tr, reps=1, instrument=Instrument(timeline_every=500))
+    df = r.extra["timeline"]
+    assert list(df.columns) == list(timeline.COLUMNS)
+    ops = df["op"].to_numpy()
+    assert ops[0] == 0 and ops[-1] == len(tr) and (np.diff(ops[:-1]) == 500).all()
+    signed = np.where(tr.op == 0, tr.size.astype(np.int64), -tr.size.astype(np.int64))
+    assert (df["live"].to_numpy() == np.concatenate([[0], np.cumsum(signed)])[ops]).all()
+    assert (np.diff(df["gc_cycles"]) >= 0).all() and (df["in_use"] >= 0).all()
+    assert (df["mapped"] >= df["in_use"]).all() and (df["heap_goal"] >= 4 << 20).all()
+    assert df["mapped"].iloc[-1] > 0
+
+
+def test_bench_probes_go_runtime_for_a_timeline_in_serial_mode_only(tmp_path):
+    """A matrix with latency and timeline on: go-runtime's cells get latency (it records it) and, in
+    serial mode, a timeline; a kernel strategy's get both. No toolchain needed: nothing runs."""
     from alloclab.harness import bench
 
     f = tmp_path / "s.toml"
     f.write_text('[suite]\nname = "s"\n[[matrix]]\nstrategies = ["go-runtime", "freelist"]\nworkloads = ["web"]\n'
-                 'latency = true\ntimeline = true\n')
-    cells = {c.strategy: (c.latency, c.timeline) for c in bench.load_suite(str(f)).cells}
-    assert cells == {"go-runtime": (True, False), "freelist": (True, True)}
+                 'procs = [2]\nmodes = ["serial", "threads"]\nlatency = true\ntimeline = true\n')
+    cells = {(c.strategy, c.mode): (c.latency, c.timeline) for c in bench.load_suite(str(f)).cells}
+    assert cells == {("go-runtime", "serial"): (True, True), ("go-runtime", "threads"): (True, False),
+                     ("freelist", "serial"): (True, True), ("freelist", "threads"): (True, True)}

@@ -78,7 +78,16 @@ kernels' executor would time: the same Weyl hash of the op index) with Go's
 monotonic clock (``time.Since``: one vDSO read), into harness/latency.py's
 histogram layout in ns; an op is tagged "gc" when a GC cycle was in progress
 at its start or end (the runtime's ``gcphase`` word, read directly: the other
-slow paths are not visible from outside the runtime). No timeline.
+slow paths are not visible from outside the runtime).
+
+Timeline (``run --timeline``, ``timeline = true``; serial mode only): goreplay
+writes a row every K ops and one at the end, as the kernels' executor does
+(harness/timeline.py): ``mapped`` is the held bytes and ``in_use`` the in-use
+bytes over the rep's baseline (the same definitions as the peaks above),
+``gc_cycles`` the cycles since it and ``heap_goal`` the pacer's goal
+(runtime/metrics ``/gc/heap/goal:bytes``); ``live`` is the trace's live
+bytes at that op, computed here from the trace. Threads mode has none: its
+goroutines would have to agree on a logical op index to sample at.
 
 Tunables:
     gogc   GOGC: the heap may grow to live x (1 + gogc/100) before the next
@@ -446,20 +455,26 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
 
     ``instrument`` (runner.Instrument) with a sample: latency repetitions instead, goreplay timing
     1 op in ``sample`` with its own clock; each result's ``extra["latency"]`` is a latency.Histogram
-    and ``extra["clock"]`` the clock's read cost and step (ns). A timeline it cannot record."""
+    and ``extra["clock"]`` the clock's read cost and step (ns). With a ``timeline_every`` (serial mode
+    only): ``extra["timeline"]``, a DataFrame of harness/timeline.py's columns."""
     config.validate()
-    sample = 0
+    sample = every = 0
     if instrument:
-        if instrument.timeline_every:
-            raise GoRuntimeError("go-runtime records no memory timeline (its figures are sampled inside the Go "
-                                 "program, every 4096 ops, as peaks only)")
+        if instrument.timeline_every and mode != "serial":
+            raise GoRuntimeError("go-runtime records a memory timeline in serial mode only (its goroutines share "
+                                 "no op index to sample at in threads mode)")
         sample = instrument.sample
+        if instrument.timeline_every:
+            from alloclab.harness import timeline
+
+            every = timeline.default_every(len(trace)) if instrument.timeline_every < 0 else instrument.timeline_every
     exe = binary_path(config)
     with tempfile.TemporaryDirectory(prefix="alloclab-goreplay-") as d:
         f = Path(d) / "trace.bin"
         write_trace(trace, f, mode)
         cmd = [str(exe), "-trace", str(f), "-mode", mode, "-reps", str(reps), "-gogc", str(config.gogc),
-               "-warmup", str(min(WARMUP_OPS, len(trace))), "-sample", str(sample)] + (["-check"] if check else [])
+               "-warmup", str(min(WARMUP_OPS, len(trace))), "-sample", str(sample), "-timeline", str(every)] + (
+                   ["-check"] if check else [])
         env = dict(os.environ)
         for k in ("GOGC", "GOMAXPROCS", "GOMEMLIMIT"):   # the flags decide, not the caller's environment
             env.pop(k, None)
@@ -504,6 +519,8 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
         if "latency" in rd:
             extra["latency"] = latency_histogram(rd["latency"])
             extra["clock"] = data.get("clock", {})
+        if "timeline" in rd:
+            extra["timeline"] = timeline_frame(rd["timeline"], trace)
         # peak held and peak in-use as the go model reports them: heap and stack spans (module docstring)
         r = RunResult(status, error, rd["wall_ns"] / 1e9, c, [t / 1e9 for t in rd["per_p_wall_ns"]],
                       max(0, peak["Held"] - base["Held"]), max(0, peak["InUse"] - base["InUse"]),
@@ -514,6 +531,21 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
         if status != "ok":
             break
     return out
+
+
+def timeline_frame(rows, trace):
+    """goreplay's timeline rows ([op, held, in-use, GC cycles, heap goal], serial mode) as
+    harness/timeline.py's DataFrame, with the trace's live bytes at each row's op."""
+    import pandas as pd
+
+    from alloclab.harness import timeline
+
+    a = np.asarray(rows, np.int64).reshape(-1, 5)
+    signed = np.where(trace.op == 0, trace.size.astype(np.int64), -trace.size.astype(np.int64))   # op 0: alloc
+    live = np.concatenate([[0], np.cumsum(signed)])
+    df = pd.DataFrame({"op": a[:, 0], "mapped": a[:, 1], "in_use": a[:, 2], "live": live[a[:, 0]],
+                       "gc_cycles": a[:, 3], "heap_goal": a[:, 4]})
+    return df[list(timeline.COLUMNS)]
 
 
 def latency_histogram(lat: dict):

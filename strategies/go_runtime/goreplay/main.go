@@ -92,6 +92,13 @@
 // throughput reps (N = 0) run a loop without the clock (serialTimed vs
 // serial; threads mode: one nil check per op).
 //
+// Timeline (-timeline K, serial mode): the reps are probe reps; a row every K
+// ops (op 0 included) and one at the end of the stream, as the harness's
+// kernels write theirs (harness/timeline.py): held and in-use bytes over the
+// rep's baseline, GC cycles since it, and the pacer's heap goal, read through
+// runtime/metrics into rows kept off the Go heap. The trace's live bytes at
+// each row are the harness's to add (it has the trace).
+//
 // Output: one JSON object on stdout with each rep's wall time (the replay
 // only; in serial mode the sampling time is subtracted, in threads mode it is
 // in, ~1 us per 4096 ops per goroutine), per-goroutine times, the peaks and
@@ -251,6 +258,7 @@ var metricNames = []string{
 	"/gc/cycles/total:gc-cycles",
 	"/gc/heap/tiny/allocs:objects",
 	"/memory/classes/heap/stacks:bytes",
+	"/gc/heap/goal:bytes",
 }
 
 // figures: InUse and Held are what the go model reports as peak in-use and
@@ -260,6 +268,7 @@ var metricNames = []string{
 type figures struct {
 	HeapAlloc, HeapInuse, HeapSys, HeapHeld, Sys, NumGC, TinyAllocs uint64
 	StackInuse, InUse, Held                                         uint64
+	HeapGoal                                                        uint64 // the pacer's goal now (not a peak)
 }
 
 type sampler struct {
@@ -290,6 +299,7 @@ func (s *sampler) read() figures {
 		HeapAlloc: objects, HeapInuse: objects + unused, HeapSys: objects + unused + free + released,
 		HeapHeld: objects + unused + free, Sys: v(4), NumGC: v(5), TinyAllocs: v(6),
 		StackInuse: stacks, InUse: objects + unused + stacks, Held: objects + unused + free + stacks,
+		HeapGoal: v(8),
 	}
 }
 
@@ -477,6 +487,46 @@ func (r *replayer) releaseAll() (int64, int64) {
 	return n, int64(runtime.NumGoroutine() - r.baseGoroutines)
 }
 
+// ---------------------------------------------------------------- memory timeline
+
+const tlCols = 5 // op, held, in-use, GC cycles (over the baseline), heap goal
+
+// timeline is a probe rep's memory rows, off the Go heap so that they are not
+// in the figures they record.
+type timeline struct {
+	every int
+	rows  []int64 // [row][tlCols]
+	n     int
+	s     *sampler
+	base  figures
+}
+
+func newTimeline(every, ops int) *timeline {
+	n := (ops/every + 2) * tlCols
+	return &timeline{every: every, rows: unsafe.Slice((*int64)(unsafe.Pointer(&offHeap(8 * n)[0])), n),
+		s: newSampler()}
+}
+
+// add writes the row of op (ops done so far).
+func (t *timeline) add(op int) {
+	if (t.n+1)*tlCols > len(t.rows) {
+		return
+	}
+	f := t.s.read()
+	row := t.rows[t.n*tlCols : (t.n+1)*tlCols]
+	row[0], row[1], row[2] = int64(op), int64(f.Held)-int64(t.base.Held), int64(f.InUse)-int64(t.base.InUse)
+	row[3], row[4] = int64(f.NumGC-t.base.NumGC), int64(f.HeapGoal)
+	t.n++
+}
+
+func (t *timeline) out() [][tlCols]int64 {
+	out := make([][tlCols]int64, t.n)
+	for k := range out {
+		copy(out[k][:], t.rows[k*tlCols:(k+1)*tlCols])
+	}
+	return out
+}
+
 // ---------------------------------------------------------------- sampled latency
 
 // The histogram's layout is harness/latency.py's (executor.HIST_*), in ns
@@ -635,6 +685,7 @@ type replayer struct {
 	baseGoroutines     int
 	check              bool
 	sample             int // time 1 op in sample in timed reps (0: none)
+	timeline           int // serial: a memory row every timeline ops in timed reps (0: none)
 	errCount           int64
 	errOnce            *sync.Once
 	firstErr           string
@@ -724,11 +775,15 @@ func (r *replayer) serial(stop int, s *sampler) {
 	}
 }
 
-// serialTimed is serial with 1 op in l.every timed: a loop of its own, so the
-// timed reps' clock reads and branch never reach the throughput reps.
-func (r *replayer) serialTimed(stop int, s *sampler, l *latency) {
+// serialTimed is serial with 1 op in l.every timed (l may be nil) and a
+// timeline row every tl.every ops (tl may be nil): a loop of its own, so the
+// probe reps' clock reads and branches never reach the throughput reps.
+func (r *replayer) serialTimed(stop int, s *sampler, l *latency, tl *timeline) {
+	if tl != nil {
+		tl.add(0)
+	}
 	for i := 0; i < stop; i++ {
-		if l.sampled(i) {
+		if l != nil && l.sampled(i) {
 			phase := atomic.LoadUint32(&gcphase)
 			t0 := time.Since(origin)
 			r.serialOp(i)
@@ -740,6 +795,12 @@ func (r *replayer) serialTimed(stop int, s *sampler, l *latency) {
 		if s != nil && i%SampleEvery == SampleEvery-1 {
 			s.sample()
 		}
+		if tl != nil && (i+1)%tl.every == 0 && i+1 < stop {
+			tl.add(i + 1)
+		}
+	}
+	if tl != nil && stop > 0 {
+		tl.add(stop)
 	}
 }
 
@@ -835,7 +896,8 @@ type repResult struct {
 	StackGoroutinesEnd  int64 `json:"stack_goroutines_end"`
 	GoroutinesLeaked    int64 `json:"goroutines_leaked"`
 	// the sampled latency histogram (latency reps only, -sample)
-	Latency *latOut `json:"latency,omitempty"`
+	Latency  *latOut         `json:"latency,omitempty"`
+	Timeline [][tlCols]int64 `json:"timeline,omitempty"`
 }
 
 // memStats: two MemStats, allocated once (each is ~6 KB) so that a rep's
@@ -857,7 +919,14 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 	if timed {
 		runtime.ReadMemStats(msBase)
 	}
+	var tl *timeline // made before the baseline, off the Go heap
+	if timed && r.timeline > 0 && mode == "serial" {
+		tl = newTimeline(r.timeline, stop)
+	}
 	base := newSampler().read() // after ReadMemStats: TinyAllocs is exact (see below)
+	if tl != nil {
+		tl.base = base
+	}
 	res := repResult{}
 	t := r.t
 	if mode == "serial" {
@@ -866,8 +935,12 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 			s = newSampler()
 		}
 		t0 := time.Now()
-		if lats != nil {
-			r.serialTimed(stop, s, lats[0])
+		if lats != nil || tl != nil {
+			var l *latency
+			if lats != nil {
+				l = lats[0]
+			}
+			r.serialTimed(stop, s, l, tl)
 		} else {
 			r.serial(stop, s)
 		}
@@ -963,6 +1036,9 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 	if lats != nil {
 		res.Latency = mergeLatency(lats)
 	}
+	if tl != nil {
+		res.Timeline = tl.out()
+	}
 	return res
 }
 
@@ -979,6 +1055,7 @@ func main() {
 	gogc := flag.Int("gogc", 100, "GOGC (-1 = off)")
 	check := flag.Bool("check", false, "verify each object's id at its free")
 	sample := flag.Int("sample", 0, "time 1 op in N in every rep (0 = none; the reps are then latency reps)")
+	tlEvery := flag.Int("timeline", 0, "serial mode: a memory row every N ops in every rep (0 = none; the reps are then probe reps)")
 	flag.Parse()
 	if *path == "" {
 		fail(errors.New("-trace FILE is required"))
@@ -991,6 +1068,9 @@ func main() {
 	}
 	if *reps < 1 {
 		fail(fmt.Errorf("-reps %d: at least 1", *reps))
+	}
+	if *tlEvery < 0 || (*tlEvery > 0 && *mode != "serial") {
+		fail(fmt.Errorf("-timeline %d: 0 or more, and in serial mode only", *tlEvery))
 	}
 	t, err := load(*path)
 	if err != nil {
@@ -1019,7 +1099,7 @@ func main() {
 	}
 	// the program's roots, sized to the peak live objects (see Replay above)
 	r := &replayer{t: t, slots: make([]unsafe.Pointer, t.nslots), check: *check, sample: *sample,
-		isStack: offHeap(int(max(int64(t.nslots), 1)))[:t.nslots]}
+		timeline: *tlEvery, isStack: offHeap(int(max(int64(t.nslots), 1)))[:t.nslots]}
 	// holders for the peak of stack goroutines (in logical order; threads mode:
 	// that many split between the Ps, a P that runs short makes more), made
 	// before any baseline so that they are not the replay's allocations
