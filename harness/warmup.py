@@ -54,8 +54,18 @@ class Job:
 
 
 def _marker_dir() -> Path | None:
+    """Where this checkout's markers live: one folder per checkout, not per cache folder. The cache
+    folder is keyed by the sources' hash, so two clones of one commit share it, but numba files a
+    kernel under its source file's absolute path (its user-provided cache locator), so the second
+    clone's kernels are not there: a marker shared by both would skip the second clone's warm-up
+    and leave its compiles to the cells, one at a time."""
     d = os.environ.get("NUMBA_CACHE_DIR")
-    return Path(d) / MARKERS if d else None
+    if not d:
+        return None
+    import hashlib
+
+    here = str(Path(__file__).resolve().parent.parent)   # this checkout's package folder
+    return Path(d) / MARKERS / hashlib.sha1(here.encode()).hexdigest()[:12]
 
 
 def pending(jobs) -> list[Job]:

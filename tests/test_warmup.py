@@ -28,8 +28,13 @@ def test_pending_skips_external_strategies_and_finished_jobs(tmp_path, monkeypat
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     jobs = [warmup.Job("bump"), warmup.Job("bump", timed=True), warmup.Job("go-runtime")]
     assert warmup.pending(jobs) == jobs[:2]
-    (tmp_path / warmup.MARKERS).mkdir()
-    (tmp_path / warmup.MARKERS / "bump").touch()
+    warmup._marker_dir().mkdir(parents=True)
+    (warmup._marker_dir() / "bump").touch()
+    assert warmup.pending(jobs) == [warmup.Job("bump", timed=True)]
+    # another checkout's markers (same cache folder, kernels filed under other paths) do not count
+    other = warmup._marker_dir().parent / "0123456789ab"
+    other.mkdir()
+    (other / "bump-timed").touch()
     assert warmup.pending(jobs) == [warmup.Job("bump", timed=True)]
 
 
@@ -38,7 +43,7 @@ def test_warmup_worker_compiles_into_the_cache_and_leaves_a_marker(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
     code = ("import os, sys; from alloclab.strategies import _numba_cache; _numba_cache.configure();"
             "from alloclab.harness import warmup; w = warmup.start([warmup.Job('bump')], workers=2);"
-            "w.wait(); print(sorted(os.listdir(os.path.join(os.environ['NUMBA_CACHE_DIR'], 'warm'))))")
+            "w.wait(); print(sorted(os.listdir(warmup._marker_dir())))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['bump']"
