@@ -94,7 +94,8 @@ def model_by_class(trace, config, tiny_blocks: int) -> dict[int, int]:
 def real_by_class(trace, by_size: list[dict], config) -> dict[int, int]:
     """goreplay's MemStats.BySize mallocs per class size (the trace's stack-kind objects are goroutines
     there, not heap objects)."""
-    return {int(b["size"]): int(b["mallocs"]) for b in by_size if int(b["size"]) > 0}   # every listed class, zeros included: the largest key is the last class BySize lists
+    # every listed class, zeros included: the largest key is the last class BySize lists
+    return {int(b["size"]): int(b["mallocs"]) for b in by_size if int(b["size"]) > 0}
 
 
 def class_match(model: dict[int, int], real: dict[int, int]) -> tuple[int, int, int]:

@@ -66,7 +66,9 @@ def test_fidelity_runs_a_small_trace_and_the_report_shows_it(tmp_path, capsys):
     assert [(ln["workload"], ln["mode"]) for ln in lines] == [("larson", "serial"), ("larson", "threads")]
     serial = lines[0]
     eq, n, worst = serial["classes"]
-    assert n > 10 and eq >= n - 2 and worst <= 8   # goreplay's own few allocations (its samplers) land in 1-2 classes
+    # the runtime's and goreplay's own few allocations, a few objects each, land in 2 or 3 classes: how
+    # many depends on how many GC cycles the run took (one class more with one cycle more)
+    assert n > 10 and eq >= n - 3 and worst <= 8
     for key, _ in F.METRICS:
         m, g, ratio = serial[key]
         assert m > 0 and g > 0 and ratio == pytest.approx(m / g)

@@ -459,10 +459,7 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
     only): ``extra["timeline"]``, a DataFrame of harness/timeline.py's columns."""
     config.validate()
     sample = every = 0
-    if instrument:
-        if instrument.timeline_every and mode != "serial":
-            raise GoRuntimeError("go-runtime records a memory timeline in serial mode only (its goroutines share "
-                                 "no op index to sample at in threads mode)")
+    if instrument:   # a timeline in threads mode: refused by the descriptor (serial_only_probes) and goreplay
         sample = instrument.sample
         if instrument.timeline_every:
             from alloclab.harness import timeline
