@@ -197,13 +197,19 @@ def _await_oldest(pending, head, npend, mask, addr_of, obj_col, stats, flags):
 
 @kernel
 def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
-           start, stop, check, align16, shadow, pending, peak_op, stats, flags, probe):
+           start, stop, check, align16, shadow, pending, peak_op, stats, flags, tl, lat):
     """Ops ``start..stop``; returns a status code.
 
-    ``probe`` is None for a throughput run, or a latency/timeline run's buffers (``Probe.args``):
-    a clock around each sampled op and a memory row every K ops. numba prunes every
-    ``probe is not None`` branch when the argument is None, so a throughput run's machine code has
-    no trace of the probe, and the timed variant is the same loop compiled once more (on demand).
+    ``tl`` is a timeline's buffers (``Probe.timeline_args``; ``NO_TIMELINE`` for none), ``lat``
+    None for a throughput run or a latency run's (``Probe.latency_args``).
+
+    The timeline costs nothing per op: the loop runs in chunks that end where a memory row is
+    due, and the row is written between them (for a run without one, the one chunk is the whole
+    slice). So a timeline run is the throughput kernel itself, with no compile of its own, and
+    its per-op code is the same machine code. Latency is per op: a clock around each sampled op.
+    numba prunes every ``lat is not None`` branch when the argument is None, so a throughput
+    run's machine code has no trace of the clock, and the timed variant is the same loop
+    compiled once more (on demand).
 
     The loop has one call site for the strategy's alloc and one for its free, whichever free it
     is (op i, or a deferred one whose address has arrived): each site inlines the strategy's whole
@@ -218,95 +224,93 @@ def replay(st, arena64, p_col, op_col, kind_col, size_col, obj_col, addr_of,
     i = start
     polled = start - 1   # the op at which the ring was last found not ready
     t0 = -1
-    live = 0
-    row = 0
-    next_row = stop
-    if probe is not None:
-        live = stats[STAT_LIVE]
-        row = stats[STAT_TL_ROWS]
-        next_row = _first_row(start, stop, probe[PR_TL_EVERY])
-        if next_row == start and start < stop:
-            row = _timeline_row(st, probe, row, start, p_col[start], threads, live)
-            next_row += probe[PR_TL_EVERY]
-    while i < stop or npend > 0:
-        # 1. a deferred free to do now: every POLL_EVERY ops, each one whose address has arrived,
-        #    oldest first (the line polled is one the other P is writing); at the end of the
-        #    stream, the oldest, once its address arrives
-        j = -1
-        a = UNPUBLISHED
-        if npend > 0:
-            if i >= stop:
-                j, a, head, npend = _await_oldest(pending, head, npend, mask, addr_of, obj_col, stats, flags)
-                if a == UNPUBLISHED:
-                    return ABORTED
-            elif (i & (POLL_EVERY - 1)) == 0 and polled != i:
-                a = atomic_load(addr_of, obj_col[pending[head]])
-                if a == UNPUBLISHED:
-                    polled = i
+    tsum = -1            # the latency tags' sum before the op being timed (-1: not known; _clock_start)
+    row = stats[STAT_TL_ROWS]
+    every = tl[TLA_EVERY]
+    next_row = _first_row(start, stop, every)
+    if next_row == start and start < stop:
+        row = _timeline_row(st, tl, row, start, p_col[start], threads)
+        next_row += every
+    end = min(stop, next_row)   # this chunk's last op + 1: the next row, or the slice's end
+    while True:
+        while i < end or (npend > 0 and i >= stop):
+            # 1. a deferred free to do now: every POLL_EVERY ops, each one whose address has arrived,
+            #    oldest first (the line polled is one the other P is writing); at the end of the
+            #    stream, the oldest, once its address arrives
+            j = -1
+            a = UNPUBLISHED
+            if npend > 0:
+                if i >= stop:
+                    j, a, head, npend = _await_oldest(pending, head, npend, mask, addr_of, obj_col, stats, flags)
+                    if a == UNPUBLISHED:
+                        return ABORTED
+                elif (i & (POLL_EVERY - 1)) == 0 and polled != i:
+                    a = atomic_load(addr_of, obj_col[pending[head]])
+                    if a == UNPUBLISHED:
+                        polled = i
+                    else:
+                        j = pending[head]
+                        head = (head + 1) & mask
+                        npend -= 1
+            # 2. otherwise op i
+            op_i = j < 0
+            if op_i:
+                if op_col[i] == OP_ALLOC:
+                    p = p_col[i]
+                    if lat is not None:
+                        t0, tsum = _clock_start(st, p, i, tsum, lat)
+                    r = _alloc_op(st, arena64, arena, real, i, p, obj_col[i], size_col[i], kind_col[i], addr_of,
+                                  threads, check, align16, shadow, stats, flags)
+                    if lat is not None:
+                        tsum = _clock_stop(st, p, LAT_ALLOC, t0, tsum, lat)
+                    if r != OK:
+                        return r
+                elif threads:
+                    a = atomic_load(addr_of, obj_col[i])
+                    if a == UNPUBLISHED:
+                        # allocated on a P that has not got there yet: put the free aside
+                        if npend > mask:
+                            # the ring is full (see the module docstring): its oldest free, once its
+                            # address arrives, and op i again after it
+                            j, a, head, npend = _await_oldest(pending, head, npend, mask, addr_of, obj_col, stats,
+                                                              flags)
+                            if a == UNPUBLISHED:
+                                return ABORTED
+                            op_i = False
+                        else:
+                            stats[STAT_DEFERRED] += 1
+                            pending[(head + npend) & mask] = i
+                            npend += 1
+                    else:
+                        j = i
                 else:
-                    j = pending[head]
-                    head = (head + 1) & mask
-                    npend -= 1
-        # 2. otherwise op i
-        op_i = j < 0
-        if op_i:
-            if op_col[i] == OP_ALLOC:
-                p = p_col[i]
-                if probe is not None:
-                    t0 = _clock_start(st, p, i, probe)
-                r = _alloc_op(st, arena64, arena, real, i, p, obj_col[i], size_col[i], kind_col[i], addr_of,
-                              threads, check, align16, shadow, stats, flags)
-                if probe is not None:
-                    _clock_stop(st, p, LAT_ALLOC, t0, probe)
-                    live += size_col[i]
+                    a = addr_of[obj_col[i]]
+                    j = i
+            # 3. the free
+            if j >= 0:
+                p = p_col[j]
+                if lat is not None:
+                    t0, tsum = _clock_start(st, p, j, tsum, lat)
+                r = _free_op(st, arena, real, j, p, obj_col[j], size_col[j], kind_col[j], a, check, shadow, stats,
+                             flags)
+                if lat is not None:
+                    tsum = _clock_stop(st, p, LAT_FREE, t0, tsum, lat)
                 if r != OK:
                     return r
-            elif threads:
-                a = atomic_load(addr_of, obj_col[i])
-                if a == UNPUBLISHED:
-                    # allocated on a P that has not got there yet: put the free aside
-                    if npend > mask:
-                        # the ring is full (see the module docstring): its oldest free, once its
-                        # address arrives, and op i again after it
-                        j, a, head, npend = _await_oldest(pending, head, npend, mask, addr_of, obj_col, stats,
-                                                          flags)
-                        if a == UNPUBLISHED:
-                            return ABORTED
-                        op_i = False
-                    else:
-                        stats[STAT_DEFERRED] += 1
-                        pending[(head + npend) & mask] = i
-                        npend += 1
-                else:
-                    j = i
-            else:
-                a = addr_of[obj_col[i]]
-                j = i
-        # 3. the free
-        if j >= 0:
-            p = p_col[j]
-            if probe is not None:
-                t0 = _clock_start(st, p, j, probe)
-            r = _free_op(st, arena, real, j, p, obj_col[j], size_col[j], kind_col[j], a, check, shadow, stats, flags)
-            if probe is not None:
-                _clock_stop(st, p, LAT_FREE, t0, probe)
-                live -= size_col[j]
-            if r != OK:
-                return r
-        # 4. op i done (or put aside): on to the next
-        if op_i:
-            if i == peak_op:
-                stats[STAT_IN_USE_AT_PEAK] = st.counters[:, IN_USE].sum()
-            i += 1
-            if probe is not None:
-                if i == next_row and i < stop:
-                    row = _timeline_row(st, probe, row, i, p_col[i], threads, live)
-                    next_row += probe[PR_TL_EVERY]
-    if probe is not None:
-        if probe[PR_TL_EVERY] > 0 and stop == p_col.shape[0] and stop > 0:
-            row = _timeline_row(st, probe, row, stop, p_col[stop - 1], threads, live)
-        stats[STAT_LIVE] = live
-        stats[STAT_TL_ROWS] = row
+            # 4. op i done (or put aside): on to the next
+            if op_i:
+                if i == peak_op:
+                    stats[STAT_IN_USE_AT_PEAK] = st.counters[:, IN_USE].sum()
+                i += 1
+        if i >= stop:
+            break
+        # a chunk's end: a timeline row is due at op i (ops done before it), and the next chunk
+        row = _timeline_row(st, tl, row, i, p_col[i], threads)
+        next_row += every
+        end = min(stop, next_row)
+    if every > 0 and stop == p_col.shape[0] and stop > 0:
+        row = _timeline_row(st, tl, row, stop, p_col[stop - 1], threads)
+    stats[STAT_TL_ROWS] = row
     return OK
 
 
@@ -351,16 +355,17 @@ class Replay:
         stop = cols[0].shape[0] if stop is None else stop
         pending = self.pending[p] if self.threads else SERIAL
         stats = self.stats[p if self.threads else 0]
-        probe = None if self.probe is None else self.probe.args(p)
+        tl = NO_TIMELINE if self.probe is None else self.probe.timeline_args(p)
+        lat = None if self.probe is None else self.probe.latency_args(p)
         return replay(st, self.arena64, *cols, self.addr_of, start, stop, self.check, self.align16, self.shadow,
-                      pending, peak_op, stats, self.flags, probe)
+                      pending, peak_op, stats, self.flags, tl, lat)
 
 
-# ---------------------------------------------------------------- the timed replay (latency, timeline)
-# ``replay`` with a Probe: a clock around each sampled op and a memory row every K ops. It is the
-# same loop compiled for a probe tuple instead of None, only when a run asks for latency or a
-# timeline: a throughput run's code has none of it, and its timings carry no probe's cost. It never
-# runs in check mode (a check's shadow walk would be the tail it measures).
+# ---------------------------------------------------------------- the probes: latency and timeline
+# A timeline is the throughput loop cut into chunks (``replay``'s docstring): a row costs a few loads
+# and stores every K ops and nothing per op. Latency is ``replay`` with a ``lat`` tuple instead of
+# None: the same loop compiled once more, only when a run asks for latency. Neither runs in check
+# mode (a check's shadow walk would be the tail measured).
 
 @intrinsic
 def cycle_counter(typingctx):
@@ -402,18 +407,23 @@ LAT_ALLOC, LAT_FREE = 0, 1            # the histogram's first axis
 LAT_CAUSES = 8                        # its second: 0 = no slow path seen, 1.. = harness/latency.py's CAUSES
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
-# timeline columns (one row every K ops, and one at the end of the stream)
+# timeline columns (one row every K ops, and one at the end of the stream). Live bytes are not
+# here: they are the trace's own, known without running it (harness/timeline.py adds them).
 TL_OP = 0        # op index (threads mode: in the P's own stream; the runner maps it to the trace's)
 TL_MAPPED = 1    # the heap's mapped bytes (meta[MAPPED]; not libc's for real-pointer strategies)
 TL_IN_USE = 2    # sum of IN_USE (threads mode: this P's row)
-TL_LIVE = 3      # bytes of live objects, by the trace's sizes (threads mode: allocated minus freed on this P)
-TL_GC = 4        # the strategy's GC-cycle counter (0 if it has none)
-TL_GOAL = 5      # its heap goal word (0 if it has none)
-TL_NCOL = 8
+TL_GC = 3        # the strategy's GC-cycle counter (0 if it has none; threads mode: this P's row)
+TL_GOAL = 4      # its heap goal word (0 if it has none)
+TL_NCOL = 5
 
-# stats row fields of the timed replay, carried across serial slices
-STAT_LIVE = 6
+# stats row field carried across serial slices: timeline rows written so far
 STAT_TL_ROWS = 7
+
+# ``replay``'s ``tl`` argument: (rows every K ops (0: none), the rows, GC-cycle counter column (-1:
+# none), the goal word's array and index (-1: none)); the same types whether or not a timeline is
+# kept, so a timeline run is the throughput kernel's own specialisation
+TLA_EVERY, TLA_ROWS, TLA_GC_COL, TLA_GOAL_ARR, TLA_GOAL_IDX = 0, 1, 2, 3, 4
+NO_TIMELINE = (0, np.zeros((0, TL_NCOL), np.int64), -1, np.zeros(1, np.int64), -1)
 
 
 @kernel(inline="always")
@@ -437,59 +447,109 @@ def _sampled(i, every, below):
     return np.uint64(i) * _GOLDEN < below
 
 
-# a Probe's buffers for one thread, as ``replay`` takes them (``Probe.args``): the tuple's fields
-PR_EVERY, PR_BELOW, PR_TAG_COLS, PR_TAG_CAUSE, PR_SNAP, PR_HIST, PR_LAT_MAX = 0, 1, 2, 3, 4, 5, 6
-PR_TL_EVERY, PR_TL, PR_GC_COL, PR_GOAL_ARR, PR_GOAL_IDX = 7, 8, 9, 10, 11
+# ``replay``'s ``lat`` argument (``Probe.latency_args``): (1 op in N timed, 2^64 / N, the number of
+# tag counters K, the thread's latency block). The block is one int64 array, laid out
+#     [0, K)          tag counter columns, highest priority first
+#     [K, 2K)         their causes (1.. = harness/latency.py's CAUSES)
+#     [2K, 3K)        the tags' values after the last timed op (the snapshot)
+#     [3K, 3K + 2)    the largest alloc and free seen, in cycles
+#     [LB_HEAD(K), )  the histogram, (cause, bucket, op): alloc and free of a bucket side by side
+LA_EVERY, LA_BELOW, LA_K, LA_BLOCK = 0, 1, 2, 3
 
 
 @kernel(inline="always")
-def _clock_start(st, p, k, probe):
-    """Before op ``k`` on P ``p``: -1 if the op is not sampled; else the tag counters are
-    snapshotted and the cycle counter read."""
-    if not _sampled(k, probe[PR_EVERY], probe[PR_BELOW]):
+def lb_head(k):
+    """The latency block's first histogram word for K tag counters (whole lines of header)."""
+    return (3 * max(k, 1) + 2 + 7) // 8 * 8
+
+
+@kernel
+def _lat_snapshot(counters, p, block, k):
+    """Copy P ``p``'s tag counters into the block's snapshot; returns their sum."""
+    s = 0
+    for j in range(k):
+        c = counters[p, block[j]]
+        block[2 * k + j] = c
+        s += c
+    return s
+
+
+@kernel
+def _lat_tagged(counters, p, which, dt, block, k):
+    """A timed op during which a tag counter moved: recorded under the first that moved (highest
+    priority first), and the snapshot retaken; returns the tags' sum now."""
+    cause = 0
+    for j in range(k):
+        if counters[p, block[j]] != block[2 * k + j]:
+            cause = block[k + j]
+            break
+    _lat_count(block, k, which, cause, dt)
+    return _lat_snapshot(counters, p, block, k)
+
+
+@kernel(inline="always")
+def _lat_count(block, k, which, cause, dt):
+    block[lb_head(k) + (cause * HIST_BUCKETS + hist_bucket(dt)) * 2 + which] += 1
+    m = 3 * k + which
+    if dt > block[m]:
+        block[m] = dt
+
+
+@kernel(inline="always")
+def _clock_start(st, p, i, tsum, lat):
+    """Before op ``i`` on P ``p``: (-1, -1) if the op is not sampled; else (the cycle counter, the
+    tag counters' sum). The snapshot is retaken only when it may be stale (``tsum`` -1: an untimed
+    op ran since, or the slice just began); after a timed op ``_clock_stop`` leaves it current, so
+    timing every op reads the tags once per op, not twice.
+
+    What is inlined into the loop is kept small: the sample test, the counter reads, the sum of
+    the tags and one bucket. The rest (a snapshot, an op that moved a tag) is a call. Inlined
+    whole, the timed op's work made the loop's untimed ops slower too, by 1-10 ns and by a
+    different amount in different processes (1 op in 1,000 timed cost freelist up to +130%).
+    """
+    if not _sampled(i, lat[LA_EVERY], lat[LA_BELOW]):
+        return -1, -1
+    if tsum < 0:
+        tsum = _lat_snapshot(st.counters, p, lat[LA_BLOCK], lat[LA_K])
+    return cycle_counter(), tsum
+
+
+@kernel(inline="always")
+def _clock_stop(st, p, which, t0, tsum, lat):
+    """After the op: its latency into the histogram, tagged with the slow path it took; returns the
+    tags' sum now, or -1 if the op was not timed (it may have moved them). Tag counters count
+    events, so they only grow, and their sum moved iff one of them did: the common op (no slow
+    path) costs one pass of loads and adds and no compare per counter."""
+    if t0 < 0:
         return -1
-    tag_cols = probe[PR_TAG_COLS]
-    snap = probe[PR_SNAP]
-    for c in range(tag_cols.shape[0]):
-        snap[c] = st.counters[p, tag_cols[c]]
-    return cycle_counter()
-
-
-@kernel(inline="always")
-def _clock_stop(st, p, which, t0, probe):
-    if t0 >= 0:
-        _record(st, p, which, cycle_counter() - t0, probe[PR_TAG_COLS], probe[PR_TAG_CAUSE], probe[PR_SNAP],
-                probe[PR_HIST], probe[PR_LAT_MAX])
+    dt = cycle_counter() - t0
+    block = lat[LA_BLOCK]
+    k = lat[LA_K]
+    s = 0
+    for j in range(k):
+        s += st.counters[p, block[j]]
+    if s != tsum:
+        return _lat_tagged(st.counters, p, which, dt, block, k)
+    _lat_count(block, k, which, 0, dt)
+    return s
 
 
 @kernel(inline="always")
 def _first_row(start, stop, every):
-    """The first op index >= start a timeline row is due at (stop if none): rows are then scheduled
-    by a compare per op, not a division."""
+    """The first op index >= start a timeline row is due at (stop if none)."""
     if every <= 0:
         return stop
     return ((start + every - 1) // every) * every
 
 
-@kernel(inline="always")
-def _record(st, p, which, dt, tag_cols, tag_cause, snap, hist, lat_max):
-    # the slow path the op took: the first tag counter (highest priority first) the op moved
-    cause = 0
-    for k in range(tag_cols.shape[0]):
-        if st.counters[p, tag_cols[k]] != snap[k]:
-            cause = tag_cause[k]
-            break
-    hist[which, cause, hist_bucket(dt)] += 1
-    if dt > lat_max[which]:
-        lat_max[which] = dt
-
-
-@kernel(inline="always")
-def _timeline_row(st, probe, row, i, p, threads, live):
-    tl = probe[PR_TL]
-    if row >= tl.shape[0]:
+@kernel
+def _timeline_row(st, tl, row, i, p, threads):
+    # not inlined: it runs once per chunk, and a copy at each of replay's three sites is compile
+    # time for nothing
+    rows = tl[TLA_ROWS]
+    if row >= rows.shape[0]:
         return row
-    gc_col = probe[PR_GC_COL]
+    gc_col = tl[TLA_GC_COL]
     in_use = 0
     gc = 0
     if threads:
@@ -501,17 +561,29 @@ def _timeline_row(st, probe, row, i, p, threads, live):
             in_use += st.counters[q, IN_USE]
             if gc_col >= 0:
                 gc += st.counters[q, gc_col]
-    tl[row, TL_OP] = i
-    tl[row, TL_MAPPED] = atomic_load(st.meta, MAPPED)
-    tl[row, TL_IN_USE] = in_use
-    tl[row, TL_LIVE] = live
-    tl[row, TL_GC] = gc
-    tl[row, TL_GOAL] = atomic_load(probe[PR_GOAL_ARR], probe[PR_GOAL_IDX]) if probe[PR_GOAL_IDX] >= 0 else 0
+    rows[row, TL_OP] = i
+    rows[row, TL_MAPPED] = atomic_load(st.meta, MAPPED)
+    rows[row, TL_IN_USE] = in_use
+    rows[row, TL_GC] = gc
+    rows[row, TL_GOAL] = atomic_load(tl[TLA_GOAL_ARR], tl[TLA_GOAL_IDX]) if tl[TLA_GOAL_IDX] >= 0 else 0
     return row + 1
 
 
+def _latency_block(k: int, nb: int) -> np.ndarray:
+    """One thread's latency block (the layout above ``LA_EVERY``), page-aligned.
+
+    One array, not five, because the timed op's rarer work is out of line (``_clock_start``) and
+    numba passes an array to a call as seven words: the calls take one. The header shares a page
+    with the busy buckets (fast ops are tens to hundreds of cycles), alloc and free of a bucket
+    share a line, and each P's block is its own allocation (no line shared between threads)."""
+    words = lb_head(k) + LAT_CAUSES * nb * 2
+    buf = np.zeros(words + 512, np.int64)
+    off = (-buf.ctypes.data % 4096) // 8
+    return buf[off:off + words]
+
+
 class Probe:
-    """The buffers of a timed replay, one set per thread (threads mode: per P; serial: one).
+    """The buffers of a latency and/or timeline run, one set per thread (threads mode: per P; serial: one).
 
     ``sample_every``: time 1 op in that many (0: no latency); ``tags``: (counter column, cause)
     pairs, highest priority first; ``tl_every``: a timeline row every that many ops (0: none),
@@ -530,14 +602,25 @@ class Probe:
         self.tag_cause = np.array([k for _, k in tags], np.int64)
         if ((self.tag_cause <= 0) | (self.tag_cause >= LAT_CAUSES)).any():
             raise ValueError(f"a cause is 1..{LAT_CAUSES - 1}")
-        self.snap = [aligned.zeros(max(len(self.tag_cols), 1)) for _ in range(threads)]
+        k = self.k = len(self.tag_cols)
         nb = HIST_BUCKETS if sample_every else 1
-        self.hist = [np.zeros((2, LAT_CAUSES, nb), np.int64) for _ in range(threads)]
-        self.lat_max = [aligned.zeros(8) for _ in range(threads)]
+        self.blocks = [_latency_block(k, nb) for _ in range(threads)]
+        for blk in self.blocks:
+            blk[:k], blk[k:2 * k] = self.tag_cols, self.tag_cause
+        # views, as harness/latency.py reads them: the histogram as (op, cause, bucket), the maxima
+        self.hist = [blk[lb_head(k):].reshape(LAT_CAUSES, nb, 2).transpose(2, 0, 1) for blk in self.blocks]
+        self.lat_max = [blk[3 * k:3 * k + 2] for blk in self.blocks]
         self.timeline = [np.zeros((tl_rows if tl_every else 0, TL_NCOL), np.int64) for _ in range(threads)]
         self.goal_arr, self.goal_idx = (goal[0], int(goal[1])) if goal is not None else (np.zeros(1, np.int64), -1)
 
-    def args(self, p: int) -> tuple:
-        """Thread ``p``'s buffers as ``replay``'s ``probe`` argument (fields PR_*)."""
-        return (self.sample_every, self.sample_below, self.tag_cols, self.tag_cause, self.snap[p], self.hist[p],
-                self.lat_max[p], self.tl_every, self.timeline[p], self.gc_col, self.goal_arr, self.goal_idx)
+    def timeline_args(self, p: int) -> tuple:
+        """Thread ``p``'s timeline buffers as ``replay``'s ``tl`` argument (fields TLA_*)."""
+        if not self.tl_every:
+            return NO_TIMELINE
+        return self.tl_every, self.timeline[p], self.gc_col, self.goal_arr, self.goal_idx
+
+    def latency_args(self, p: int):
+        """Thread ``p``'s latency buffers as ``replay``'s ``lat`` argument (fields LA_*), or None."""
+        if not self.sample_every:
+            return None
+        return self.sample_every, self.sample_below, self.k, self.blocks[p]

@@ -192,19 +192,20 @@ def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mod
             err += (f": {'alloc' if trace.op[fail_op] == 0 else 'free'} of object {trace.obj[fail_op]}, "
                     f"{trace.size[fail_op]} B on P{trace.p[fail_op]}")
     if probe is not None and status == ex.OK:
-        extra.update(_probe_results(d, probe, rp, n, where))
+        extra.update(_probe_results(d, probe, rp, trace, n, where))
     return RunResult(st_name, err, wall, summed, per_p, peak_mapped, in_use_peak, extra=extra, state=st,
                      addr_of=rp.addr_of if mode == "serial" else None)
 
 
-def _probe_results(d, probe, rp, n, where) -> dict:
+def _probe_results(d, probe, rp, trace, n, where) -> dict:
     from alloclab.harness import latency, timeline
 
     out = {}
     if probe.sample_every:
         out["latency"] = latency.Histogram.from_probe(probe)
     if probe.tl_every:
-        out["timeline"] = timeline.frame(probe, [int(s[ex.STAT_TL_ROWS]) for s in rp.stats], ops=n, where=where,
+        out["timeline"] = timeline.frame(probe, [int(s[ex.STAT_TL_ROWS]) for s in rp.stats],
+                                         live=timeline.live_bytes(trace, n), where=where,
                                          real_pointers=d.real_pointers)
     return out
 

@@ -1,25 +1,29 @@
 """Memory over time: mapped, in-use and live bytes every K ops of logical time.
 
-The timed replay (``executor.replay`` with a ``Probe``) writes a row every ``every`` ops
-and one at the end of the stream, so a timeline ends at the run's final
-counters. Columns:
+``executor.replay`` given a timeline's buffers runs its loop in chunks of K
+ops and writes a row between chunks, and one at the end of the stream, so a
+timeline ends at the run's final counters. It is the throughput kernel itself
+(no compile of its own) and costs nothing per op. Columns:
 
     op          ops done before the row (logical time; the last row: the trace's length)
     mapped      the heap's mapped bytes (NaN for strategies on real pointers: ``system``'s
                 memory is libc's, sampled by the runner, not per op)
     in_use      bytes the strategy holds for live objects (its IN_USE counters)
-    live        bytes of the trace's live objects
+    live        bytes of the trace's live objects at that op (the trace's own running sum,
+                computed here: no run changes it)
     gc_cycles   the strategy's GC cycles so far (its ``gc_cycles`` counter; 0 if none)
     heap_goal   go's heap goal (0 for strategies without one)
 
 Threads mode: each P writes rows at its own stream's multiples of K; the
-rows are put on the trace's op index and merged (per-P in-use and live
-carried forward and summed, mapped and the goal are heap-wide). A serial
-timeline is deterministic: the same trace and config give the same rows.
+rows are put on the trace's op index and merged (per-P in-use and GC cycles
+carried forward and summed, mapped and the goal are heap-wide; live is the
+trace's at the merged op). A serial timeline is deterministic: the same
+trace and config give the same rows.
 
 What ``every`` trades: a row costs a few loads and stores (a sum over the Ps'
-counter rows in serial mode) every K ops; the default, 1/1000 of the trace,
-keeps that far below 1% and still shows a phase change.
+counter rows in serial mode) and a return to the chunk loop every K ops; the
+default, 1/1000 of the trace, keeps that far below 1% and still shows a
+phase change.
 """
 from __future__ import annotations
 
@@ -55,28 +59,35 @@ def gc_column(counter_names: dict[int, str]) -> int:
     return next((col for col, n in counter_names.items() if n == "gc_cycles"), -1)
 
 
-def frame(probe, written, *, ops: int, where=None, real_pointers: bool = False):
+def live_bytes(trace, n: int | None = None) -> np.ndarray:
+    """The trace's live bytes after each of its first ``n`` ops: element k is the live bytes with k
+    ops done (k = 0..n). A property of the trace, not of the run: the kernel need not count it."""
+    n = len(trace) if n is None else n
+    signed = np.where(trace.op[:n] == 0, 1, -1) * trace.size[:n].astype(np.int64)
+    return np.concatenate([[0], np.cumsum(signed)])
+
+
+def frame(probe, written, *, live, where=None, real_pointers: bool = False):
     """The probe's timeline as a DataFrame (COLUMNS), serial or merged over Ps. ``written``: the
-    rows each thread wrote (its stats row's ``STAT_TL_ROWS``); ``where``: threads mode, each P's
-    stream index -> trace op index."""
+    rows each thread wrote (its stats row's ``STAT_TL_ROWS``); ``live``: ``live_bytes`` of the
+    ops replayed; ``where``: threads mode, each P's stream index -> trace op index."""
     import pandas as pd
 
+    ops = len(live) - 1
     per_p = []
     for p, tl in enumerate(probe.timeline):
         rows = tl[:int(written[p])]
         df = pd.DataFrame({"op": rows[:, ex.TL_OP], "mapped": rows[:, ex.TL_MAPPED],
-                           "in_use": rows[:, ex.TL_IN_USE], "live": rows[:, ex.TL_LIVE],
-                           "gc_cycles": rows[:, ex.TL_GC], "heap_goal": rows[:, ex.TL_GOAL]})
+                           "in_use": rows[:, ex.TL_IN_USE], "gc_cycles": rows[:, ex.TL_GC],
+                           "heap_goal": rows[:, ex.TL_GOAL]})
         if where is not None:
             w = where[p]
             local = df["op"].to_numpy()
             df["op"] = np.where(local >= len(w), ops, w[np.minimum(local, max(len(w) - 1, 0))] if len(w) else ops)
         per_p.append(df)
-    if where is None or len(per_p) == 1:
-        out = per_p[0]
-    else:
-        out = _merge(per_p)
-    out = out.astype({c: "int64" for c in COLUMNS})
+    out = per_p[0] if where is None or len(per_p) == 1 else _merge(per_p)
+    out["live"] = live[out["op"].to_numpy()]
+    out = out[list(COLUMNS)].astype({c: "int64" for c in COLUMNS})
     if real_pointers:
         out["mapped"] = np.nan
     return out.reset_index(drop=True)
@@ -87,7 +98,7 @@ def _merge(per_p):
 
     grid = np.unique(np.concatenate([d["op"].to_numpy() for d in per_p]))
     out = pd.DataFrame({"op": grid})
-    for col, how in (("in_use", "sum"), ("live", "sum"), ("gc_cycles", "sum"), ("mapped", "max"), ("heap_goal", "max")):
+    for col, how in (("in_use", "sum"), ("gc_cycles", "sum"), ("mapped", "max"), ("heap_goal", "max")):
         parts = [d.drop_duplicates("op", keep="last").set_index("op")[col].reindex(grid).ffill().fillna(0)
                  for d in per_p]
         stacked = np.vstack([s.to_numpy() for s in parts])
