@@ -213,7 +213,7 @@ def load_suite(spec: str, reps: int | None = None, config_override=None, process
                         seen[key] = cell
                         suite.cells.append(cell)
                     for k, on in probes.items():   # a cell in two matrices is probed if either asks
-                        if on and strategies.descriptor(s).records(k, mode):
+                        if on and strategies.descriptor(s).records(k):
                             setattr(seen[key], k, True)
     return suite
 
@@ -387,7 +387,8 @@ def _start_warmup(suite: Suite, plan, check: bool, log):
     cells = [suite.cells[i] for _, need in plan for i in need]
     jobs = [warmup.Job(c.strategy) for c in cells]
     if not check:
-        jobs += [warmup.Job(c.strategy, timed=True) for c in suite.cells if c.latency or c.timeline]
+        # a timeline runs the throughput kernel (executor.replay's chunks): only latency needs the timed one
+        jobs += [warmup.Job(c.strategy, timed=True) for c in suite.cells if c.latency]
     w = warmup.start(jobs)
     if w is not None:
         log(warmup.describe(w))

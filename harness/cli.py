@@ -193,9 +193,8 @@ def cmd_run(args) -> int:
     config = load_config(args.strategy, args.config)
     d = strategies.descriptor(args.strategy)
     for probe in ("latency", "timeline"):
-        if getattr(args, probe) and not d.records(probe, args.mode):
-            only = f" in {args.mode} mode" if d.records(probe) else ""
-            _bad(f"--{probe}: {args.strategy} replays traces itself and records no {probe}{only}")
+        if getattr(args, probe) and not d.records(probe):
+            _bad(f"--{probe}: {args.strategy} replays traces itself and records no {probe}")
     if (args.latency or args.timeline) and args.check:
         _bad("--latency/--timeline do not combine with --check (a check's walk would be the tail measured)")
     if args.procs is None and not args.workload.startswith("trace:"):

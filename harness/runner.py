@@ -237,8 +237,8 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
         # repetitions only for what it records itself (descriptor.external_probes)
         for probe, on in (("latency", instrument and instrument.sample), ("timeline", instrument and
                                                                          instrument.timeline_every)):
-            if on and not d.records(probe, mode):
-                raise ValueError(f"{strategy} replays traces itself and records no {probe} in {mode} mode")
+            if on and not d.records(probe):
+                raise ValueError(f"{strategy} replays traces itself and records no {probe}")
         before = yardstick() if yardstick else None
         out = d.run_external(config, trace, mode=mode, reps=reps, check=check, progress=progress,
                              instrument=instrument or None)

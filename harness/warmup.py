@@ -9,8 +9,8 @@ strategies/_numba_cache.py) hands the code to the processes that then run
 the cells, which only load it.
 
 What. A job is one strategy's replay kernel (``executor.replay`` for its
-State type; threads mode is the same kernel) and, when a cell asks for
-latency or a timeline, its timed variant (``executor.replay`` with a probe). Jobs
+State type; threads mode and timelines are the same kernel) and, when a cell
+asks for latency, its timed variant (``executor.replay`` with a clock). Jobs
 are packed onto at most ``os.cpu_count()`` workers, heaviest first; the
 weights are relative compile costs (the Go model compiles its tiers, the
 others one file each). A worker replays a tiny trace through each of its

@@ -72,7 +72,7 @@ _REGISTRY: dict[str, Strategy] = {s.name: s for s in (
              "the real Go runtime replaying the trace in a Go program (needs a Go toolchain)",
              kind="external", requires="a Go toolchain, 1.19 or newer (apt-get install golang-go)",
              hooks=Hooks(run_external="run_external", unavailable_reason="unavailable_reason"),
-             external_probes=("latency", "timeline"), serial_only_probes=("timeline",)),
+             external_probes=("latency", "timeline")),
 )}
 
 

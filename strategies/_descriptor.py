@@ -47,7 +47,6 @@ class Strategy:
     requires: str = ""            # externals: the package or toolchain a user must install
     hooks: Hooks = Hooks()
     external_probes: tuple[str, ...] = ()   # externals: what run_external records itself ("latency", "timeline")
-    serial_only_probes: tuple[str, ...] = ()  # externals: of those, the ones it records in serial mode only
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -71,13 +70,11 @@ class Strategy:
     def is_external(self) -> bool:
         return self.kind == "external"
 
-    def records(self, probe: str, mode: str = "serial") -> bool:
-        """Whether its latency/timeline repetitions in ``mode`` record ``probe`` ("latency" or "timeline"):
-        a kernel strategy's always (the executor's Probe), an external's if it declares it
-        (``external_probes``, less ``serial_only_probes`` outside serial mode)."""
-        if not self.is_external:
-            return True
-        return probe in self.external_probes and (mode == "serial" or probe not in self.serial_only_probes)
+    def records(self, probe: str) -> bool:
+        """Whether its latency/timeline repetitions record ``probe`` ("latency" or "timeline"), in
+        either mode: a kernel strategy's always (the executor's Probe), an external's if it declares
+        it (``external_probes``)."""
+        return not self.is_external or probe in self.external_probes
 
     @property
     def align16(self) -> bool:

@@ -80,14 +80,17 @@ histogram layout in ns; an op is tagged "gc" when a GC cycle was in progress
 at its start or end (the runtime's ``gcphase`` word, read directly: the other
 slow paths are not visible from outside the runtime).
 
-Timeline (``run --timeline``, ``timeline = true``; serial mode only): goreplay
-writes a row every K ops and one at the end, as the kernels' executor does
+Timeline (``run --timeline``, ``timeline = true``): goreplay writes a row
+every K ops and one at the end, as the kernels' executor does
 (harness/timeline.py): ``mapped`` is the held bytes and ``in_use`` the in-use
 bytes over the rep's baseline (the same definitions as the peaks above),
 ``gc_cycles`` the cycles since it and ``heap_goal`` the pacer's goal
 (runtime/metrics ``/gc/heap/goal:bytes``); ``live`` is the trace's live
-bytes at that op, computed here from the trace. Threads mode has none: its
-goroutines would have to agree on a logical op index to sample at.
+bytes at that op, computed here from the trace. Threads mode: each goroutine
+writes a row every K ops of its own stream, at the trace index of its next
+op, and the figures are the process's, so the rows merge by sorting on op
+(no sum: unlike the kernels' per-P in-use, a read of runtime/metrics is the
+whole heap).
 
 Tunables:
     gogc   GOGC: the heap may grow to live x (1 + gogc/100) before the next
@@ -455,11 +458,11 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
 
     ``instrument`` (runner.Instrument) with a sample: latency repetitions instead, goreplay timing
     1 op in ``sample`` with its own clock; each result's ``extra["latency"]`` is a latency.Histogram
-    and ``extra["clock"]`` the clock's read cost and step (ns). With a ``timeline_every`` (serial mode
-    only): ``extra["timeline"]``, a DataFrame of harness/timeline.py's columns."""
+    and ``extra["clock"]`` the clock's read cost and step (ns). With a ``timeline_every``:
+    ``extra["timeline"]``, a DataFrame of harness/timeline.py's columns."""
     config.validate()
     sample = every = 0
-    if instrument:   # a timeline in threads mode: refused by the descriptor (serial_only_probes) and goreplay
+    if instrument:
         sample = instrument.sample
         if instrument.timeline_every:
             from alloclab.harness import timeline
@@ -531,16 +534,14 @@ def run_external(config: Config, trace, *, mode: str = "serial", reps: int = 1, 
 
 
 def timeline_frame(rows, trace):
-    """goreplay's timeline rows ([op, held, in-use, GC cycles, heap goal], serial mode) as
+    """goreplay's timeline rows ([op, held, in-use, GC cycles, heap goal], sorted by op) as
     harness/timeline.py's DataFrame, with the trace's live bytes at each row's op."""
     import pandas as pd
 
     from alloclab.harness import timeline
 
     a = np.asarray(rows, np.int64).reshape(-1, 5)
-    signed = np.where(trace.op == 0, trace.size.astype(np.int64), -trace.size.astype(np.int64))   # op 0: alloc
-    live = np.concatenate([[0], np.cumsum(signed)])
-    df = pd.DataFrame({"op": a[:, 0], "mapped": a[:, 1], "in_use": a[:, 2], "live": live[a[:, 0]],
+    df = pd.DataFrame({"op": a[:, 0], "mapped": a[:, 1], "in_use": a[:, 2], "live": timeline.live_bytes(trace)[a[:, 0]],
                        "gc_cycles": a[:, 3], "heap_goal": a[:, 4]})
     return df[list(timeline.COLUMNS)]
 

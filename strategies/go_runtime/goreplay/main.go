@@ -92,12 +92,16 @@
 // throughput reps (N = 0) run a loop without the clock (serialTimed vs
 // serial; threads mode: one nil check per op).
 //
-// Timeline (-timeline K, serial mode): the reps are probe reps; a row every K
-// ops (op 0 included) and one at the end of the stream, as the harness's
-// kernels write theirs (harness/timeline.py): held and in-use bytes over the
-// rep's baseline, GC cycles since it, and the pacer's heap goal, read through
-// runtime/metrics into rows kept off the Go heap. The trace's live bytes at
-// each row are the harness's to add (it has the trace).
+// Timeline (-timeline K): the reps are probe reps; a row every K ops (op 0
+// included) and one at the end of the stream, as the harness's kernels write
+// theirs (harness/timeline.py): held and in-use bytes over the rep's
+// baseline, GC cycles since it, and the pacer's heap goal, read through
+// runtime/metrics into rows kept off the Go heap. A row's op is the trace's
+// index of the next op (ops done before it). Threads mode: each goroutine
+// writes a row every K ops of its own stream, with its own reader, and the
+// last row is written once every goroutine is done; the figures are the
+// process's, so the rows need no summing, only sorting by op. The trace's
+// live bytes at each row are the harness's to add (it has the trace).
 //
 // Output: one JSON object on stdout with each rep's wall time (the replay
 // only; in serial mode the sampling time is subtracted, in threads mode it is
@@ -117,6 +121,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -685,7 +690,7 @@ type replayer struct {
 	baseGoroutines     int
 	check              bool
 	sample             int // time 1 op in sample in timed reps (0: none)
-	timeline           int // serial: a memory row every timeline ops in timed reps (0: none)
+	timeline           int // a memory row every timeline ops in timed reps (threads: per P; 0: none)
 	errCount           int64
 	errOnce            *sync.Once
 	firstErr           string
@@ -835,10 +840,14 @@ func (r *replayer) workerOp(i, p int) {
 }
 
 // worker replays one P's ops (indexes into the trace, in logical order),
-// timing 1 op in l.every of its own stream when l is not nil.
-func (r *replayer) worker(idx []int32, p int, s *sampler, l *latency) {
+// timing 1 op in l.every of its own stream when l is not nil and writing a
+// timeline row before every tl.every-th when tl is not nil.
+func (r *replayer) worker(idx []int32, p int, s *sampler, l *latency, tl *timeline) {
 	for k, i32 := range idx {
 		i := int(i32)
+		if tl != nil && k%tl.every == 0 {
+			tl.add(i)
+		}
 		if l != nil && l.sampled(k) {
 			phase := atomic.LoadUint32(&gcphase)
 			t0 := time.Since(origin)
@@ -919,13 +928,24 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 	if timed {
 		runtime.ReadMemStats(msBase)
 	}
-	var tl *timeline // made before the baseline, off the Go heap
-	if timed && r.timeline > 0 && mode == "serial" {
-		tl = newTimeline(r.timeline, stop)
+	var tl *timeline    // made before the baseline, off the Go heap
+	var tls []*timeline // threads mode: one per goroutine (tls[0] also takes the last row)
+	if timed && r.timeline > 0 {
+		if mode == "serial" {
+			tl = newTimeline(r.timeline, stop)
+		} else {
+			tls = make([]*timeline, r.t.procs)
+			for p := range tls {
+				tls[p] = newTimeline(r.timeline, len(idx[p]))
+			}
+		}
 	}
 	base := newSampler().read() // after ReadMemStats: TinyAllocs is exact (see below)
 	if tl != nil {
 		tl.base = base
+	}
+	for _, x := range tls {
+		x.base = base
 	}
 	res := repResult{}
 	t := r.t
@@ -980,7 +1000,11 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 				if lats != nil {
 					l = lats[p]
 				}
-				r.worker(ids[:n], p, samplers[p], l)
+				var tlp *timeline
+				if tls != nil {
+					tlp = tls[p]
+				}
+				r.worker(ids[:n], p, samplers[p], l, tlp)
 				times[p] = int64(time.Since(t0))
 			}(p)
 		}
@@ -990,6 +1014,9 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 		done.Wait()
 		res.WallNs = int64(time.Since(t0))
 		res.PerPWallNs = times
+		if tls != nil {
+			tls[0].add(stop)
+		}
 		if timed {
 			all := newSampler()
 			all.sample()
@@ -1039,6 +1066,12 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 	if tl != nil {
 		res.Timeline = tl.out()
 	}
+	if tls != nil {
+		for _, x := range tls {
+			res.Timeline = append(res.Timeline, x.out()...)
+		}
+		sort.SliceStable(res.Timeline, func(a, b int) bool { return res.Timeline[a][0] < res.Timeline[b][0] })
+	}
 	return res
 }
 
@@ -1055,7 +1088,7 @@ func main() {
 	gogc := flag.Int("gogc", 100, "GOGC (-1 = off)")
 	check := flag.Bool("check", false, "verify each object's id at its free")
 	sample := flag.Int("sample", 0, "time 1 op in N in every rep (0 = none; the reps are then latency reps)")
-	tlEvery := flag.Int("timeline", 0, "serial mode: a memory row every N ops in every rep (0 = none; the reps are then probe reps)")
+	tlEvery := flag.Int("timeline", 0, "a memory row every N ops in every rep (threads mode: of each P's stream; 0 = none; the reps are then probe reps)")
 	flag.Parse()
 	if *path == "" {
 		fail(errors.New("-trace FILE is required"))
@@ -1069,8 +1102,8 @@ func main() {
 	if *reps < 1 {
 		fail(fmt.Errorf("-reps %d: at least 1", *reps))
 	}
-	if *tlEvery < 0 || (*tlEvery > 0 && *mode != "serial") {
-		fail(fmt.Errorf("-timeline %d: 0 or more, and in serial mode only", *tlEvery))
+	if *tlEvery < 0 {
+		fail(fmt.Errorf("-timeline %d: 0 or more", *tlEvery))
 	}
 	t, err := load(*path)
 	if err != nil {
