@@ -111,6 +111,25 @@ def test_sampling_is_deterministic_and_about_one_in_n(trace, arena_mb):
     assert 0.8 * allocs / 8 < counts[0][0] < 1.2 * allocs / 8
 
 
+def test_a_sampled_run_tags_exactly_the_timed_slow_ops(trace, arena_mb):
+    """1 op in 8 timed: the untimed ops between two timed ones move the counters too, so a timed op's
+    tags must come from a snapshot taken right before it, or an earlier untimed slow op would be
+    blamed on it. The ops tagged are exactly the sampled ones among delayed's slow allocs."""
+    every, slow = 8, 50
+    cfg = delayed.Config(slow_every=slow, slow_delay=200)
+    r = replay_once(DELAYED, cfg, trace, 1, arena_mb=arena_mb, instrument=Instrument(sample=every))
+    assert r.status == "ok", r.error
+    alloc = trace.op == 0
+    nth = np.cumsum(alloc) - 1                            # the alloc's index among the P's allocs
+    slow_ops = alloc & (nth % slow == slow - 1)
+    sampled = np.arange(len(trace), dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) < np.uint64((1 << 64) // every)
+    h = r.extra["latency"]
+    grow = L.CAUSE_INDEX["heap grow"]
+    assert int(h.counts[0, grow].sum()) == int((slow_ops & sampled).sum()) > 0
+    assert int(h.counts[1, grow].sum()) == 0
+    assert h.count(0) == int((alloc & sampled).sum())
+
+
 def test_threads_mode_times_every_op_of_every_p(arena_mb):
     tr = generate("random", procs=2, seed=4, ops=20_000, dist="small", live=200)
     r = replay_once("freelist", freelist.Config(), tr, 2,

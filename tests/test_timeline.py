@@ -52,11 +52,28 @@ def test_a_serial_timeline_is_the_same_run_to_run(trace, arena_mb):
     assert a.equals(b) and len(a) > 10
 
 
+def test_a_timeline_run_is_the_throughput_kernel_and_changes_nothing(trace, arena_mb):
+    """The rows are written between chunks of the throughput loop: the same specialisation of
+    executor.replay (nothing compiled for it) and, serially, the same counters bit for bit."""
+    from alloclab.harness import executor as ex
+
+    plain = replay_once("freelist", freelist.Config(), trace, 1, arena_mb=arena_mb)
+    sigs = len(ex.replay.signatures)
+    r = _run(trace, arena_mb, every=97)
+    assert len(ex.replay.signatures) == sigs
+    assert (r.counters == plain.counters).all() and r.peak_mapped_bytes == plain.peak_mapped_bytes
+    assert len(r.extra["timeline"]) == -(-len(trace) // 97) + 1
+
+
 def test_threads_mode_merges_the_ps_by_op_index(arena_mb):
-    tr = generate("random", procs=2, seed=5, ops=30_000, dist="small", live=300)
-    r = _run(tr, arena_mb, every=500, mode="threads", procs=2)
+    tr = generate("pipeline", procs=2, seed=5, scale=0.01)   # cross-P frees: some wait for their alloc
+    r = _run(tr, arena_mb, every=50, mode="threads", procs=2)
     tl = r.extra["timeline"]
     assert (np.diff(tl["op"]) > 0).all()
+    # frees put aside at a chunk's end are done in a later chunk: every free was done
+    assert r.counters[C.ALLOCS] == (tr.op == 0).sum() and r.counters[C.FREES] == (tr.op != 0).sum()
+    want = np.sort(np.concatenate([np.flatnonzero(tr.p == p)[::50] for p in range(2)] + [[len(tr)]]))
+    assert (tl["op"].to_numpy() == want).all()
     last = tl.iloc[-1]
     assert last["op"] == len(tr)
     assert last["in_use"] == int(r.state.counters[:, C.IN_USE].sum())
