@@ -34,7 +34,7 @@ from alloclab.harness import runner
 from alloclab.harness.limits import DEFAULT_ARENA_MB, MAX_ARENA_MB, MAX_PROCS
 from alloclab.strategies._config import ConfigError
 
-BUILTIN_SUITES = ("quick", "full", "targets", "scaling", "real")
+BUILTIN_SUITES = ("quick", "full", "targets", "scaling", "real", "latency")
 MATRIX_KEYS = {"strategies", "workloads", "procs", "modes", "configs", "latency", "timeline"}
 SUITE_KEYS = {"name", "description", "reps", "processes", "seed", "arena_mb", "pilot"}
 # A suite file that does not say: five fresh processes of one repetition each. Five is the

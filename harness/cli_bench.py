@@ -18,8 +18,8 @@ def add_commands(sub, parser_class) -> None:
                        epilog="examples:\n  alloclab bench --suite quick --report   # what `make bench` runs\n"
                               "  alloclab bench --suite full --out results/full --resume   # complete an interrupted run")
     s.add_argument("--suite", default="quick",
-                   help="quick (default), full, targets, scaling, real (traces recorded from real programs), or a "
-                        "suite TOML file")
+                   help="quick (default), full, targets, scaling, real (traces recorded from real programs), latency "
+                        "(tails and memory timelines), or a suite TOML file")
     s.add_argument("--reps", type=_positive_int,
                    help="timed repetitions per cell in each process, after its warm-up (default: the suite's, else 1)")
     s.add_argument("--processes", type=_positive_int,

@@ -453,14 +453,15 @@ def _sampled(i, every, below):
 #     [K, 2K)         their causes (1.. = harness/latency.py's CAUSES)
 #     [2K, 3K)        the tags' values after the last timed op (the snapshot)
 #     [3K, 3K + 2)    the largest alloc and free seen, in cycles
-#     [LB_HEAD(K), )  the histogram, (cause, bucket, op): alloc and free of a bucket side by side
+#     3K + 2          the P whose counters the snapshot holds (serial mode runs every P's ops)
+#     [lb_head(K), )  the histogram, (cause, bucket, op): alloc and free of a bucket side by side
 LA_EVERY, LA_BELOW, LA_K, LA_BLOCK = 0, 1, 2, 3
 
 
 @kernel(inline="always")
 def lb_head(k):
     """The latency block's first histogram word for K tag counters (whole lines of header)."""
-    return (3 * max(k, 1) + 2 + 7) // 8 * 8
+    return (3 * max(k, 1) + 3 + 7) // 8 * 8
 
 
 @kernel
@@ -471,6 +472,7 @@ def _lat_snapshot(counters, p, block, k):
         c = counters[p, block[j]]
         block[2 * k + j] = c
         s += c
+    block[3 * k + 2] = p
     return s
 
 
@@ -499,8 +501,9 @@ def _lat_count(block, k, which, cause, dt):
 def _clock_start(st, p, i, tsum, lat):
     """Before op ``i`` on P ``p``: (-1, -1) if the op is not sampled; else (the cycle counter, the
     tag counters' sum). The snapshot is retaken only when it may be stale (``tsum`` -1: an untimed
-    op ran since, or the slice just began); after a timed op ``_clock_stop`` leaves it current, so
-    timing every op reads the tags once per op, not twice.
+    op ran since, or the slice just began) or is another P's (serial mode: the ops of every P, and
+    an op moves only its own P's row); after a timed op ``_clock_stop`` leaves it current, so
+    timing every op of one P reads the tags once per op, not twice.
 
     What is inlined into the loop is kept small: the sample test, the counter reads, the sum of
     the tags and one bucket. The rest (a snapshot, an op that moved a tag) is a call. Inlined
@@ -509,8 +512,10 @@ def _clock_start(st, p, i, tsum, lat):
     """
     if not _sampled(i, lat[LA_EVERY], lat[LA_BELOW]):
         return -1, -1
-    if tsum < 0:
-        tsum = _lat_snapshot(st.counters, p, lat[LA_BLOCK], lat[LA_K])
+    block = lat[LA_BLOCK]
+    k = lat[LA_K]
+    if tsum < 0 or block[3 * k + 2] != p:
+        tsum = _lat_snapshot(st.counters, p, block, k)
     return cycle_counter(), tsum
 
 

@@ -14,9 +14,9 @@ Cycles become ns with a calibration taken when the process first needs it:
 the counter against ``time.perf_counter_ns`` over ``CALIBRATE_S``. On x86
 the counter ticks at a constant rate whatever the core's clock does.
 
-What an op costs to time: two counter reads, the histogram update and the
-tag check; the time measured includes the executor's first write to the
-object (a program touches what it allocates). The counter's own step bounds
+What an op costs to time: two counter reads, a sum of the tag counters and
+one bucket; docs/latency.md has the figures. The time measured includes the
+executor's first write to the object (a program touches what it allocates). The counter's own step bounds
 the resolution (``clock_step``): one tick on Intel, but AMD Zen parts advance
 it in steps at 100 MHz (10 ns), so there an op reads as 0, 10, 20 ... ns.
 
@@ -26,13 +26,14 @@ periods. The default is every op (N = 1): latency runs are repetitions of
 their own, so their overhead never reaches ``ns_per_op``, and only with every
 op timed are the max and the worst-case table exact.
 
-Tail causes: before a timed op the harness snapshots the strategy's counters
-that mark a slow path (``CAUSE_COUNTERS``, by the names the strategies
-declare) and afterwards tags the op with the first that moved, in the
-priority order of ``CAUSES`` (a GC cycle that also grew the heap is a GC
-cycle). No strategy changes: the counters already say which path ran. An op
-that moved none is "fast" (0); ``tail`` reports the tag mix of the ops above a
-quantile.
+Tail causes: the strategy's counters that mark a slow path
+(``CAUSE_COUNTERS``, by the names the strategies declare) are kept as a
+snapshot, retaken before a timed op whenever an untimed one ran since; after
+the op their sum is compared with the snapshot's, and an op that moved it is
+tagged with the first counter that moved, in the priority order of
+``CAUSES`` (a GC cycle that also grew the heap is a GC cycle). No strategy
+changes: the counters already say which path ran. An op that moved none is
+"fast" (0); ``tail`` reports the tag mix of the ops above a quantile.
 """
 from __future__ import annotations
 
