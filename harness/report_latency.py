@@ -34,8 +34,17 @@ STATS = ("mean", "p50", "p99", "p99.9", "max")
 
 
 def _labels(inp: ReportInput, side: pd.DataFrame) -> pd.Series:
+    """Each side-table row's series label: its cell's label in the report, and, where one label has
+    several cells on a workload (threads mode at 2 Ps beside serial at 4, say), their P count and
+    mode, so that two cells are never merged into one line or one histogram."""
     lab = dict(zip(inp.df["cell_id"], inp.df["label"])) if "label" in inp.df.columns else {}
-    return side["cell_id"].map(lab).fillna(side["strategy"])
+    out = side["cell_id"].map(lab).fillna(side["strategy"])
+    if side.empty or not {"procs", "mode"} <= set(side.columns):
+        return out
+    cells = side.assign(_lab=out).drop_duplicates("cell_id")
+    multi = cells.groupby(["_lab", "workload"])["cell_id"].transform("nunique") > 1
+    suffix = dict(zip(cells["cell_id"], np.where(multi, " P" + cells["procs"].astype(str) + " " + cells["mode"], "")))
+    return out + side["cell_id"].map(suffix)
 
 
 def histograms(inp: ReportInput) -> dict[tuple[str, str], Histogram]:
@@ -103,21 +112,41 @@ def _verdict(ratio: float, article: float) -> str:
     return "direction holds, smaller effect" if ratio > 1 else "does not hold"
 
 
+def _colours(labels) -> dict:
+    """One colour per strategy label, the same in every panel and figure of the section."""
+    import matplotlib.pyplot as plt
+
+    labels = sorted(set(labels))
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {lab: cmap(i % cmap.N) for i, lab in enumerate(labels)}
+
+
 def _ccdf_figure(hists) -> bytes:
     import matplotlib.pyplot as plt
 
     wls = sorted({w for _, w in hists})
-    fig, axes = plt.subplots(1, len(wls), figsize=(4.2 * len(wls), 3.4), squeeze=False)
+    colour = _colours(lab for lab, _ in hists)
+    fig, axes = plt.subplots(1, len(wls), figsize=(4.2 * len(wls) + 1.6, 3.4), squeeze=False)
     for ax, wl in zip(axes[0], wls):
-        for (lab, w), h in hists.items():
+        for (lab, w), h in sorted(hists.items()):
             if w == wl:
                 x, y = h.ccdf(0)
                 keep = y > 0
-                ax.step(x[keep], y[keep], where="post", label=lab)
+                ax.step(x[keep], y[keep], where="post", label=lab, color=colour[lab], lw=1.1)
         ax.set(xscale="log", yscale="log", title=f"{wl}: alloc", xlabel="latency (ns)", ylabel="fraction slower")
-        ax.axhline(1e-3, color="grey", lw=0.6, ls=":")
-        ax.legend(fontsize=7)
+        ax.axhline(1e-3, color="grey", lw=0.6, ls=":")   # the p99.9 line: the tail the causes explain
+    _legend(fig, colour)
     return _fig_to_png(fig)
+
+
+def _legend(fig, colour, extra=()) -> None:
+    """One legend for the whole figure, right of the panels: a strategy per colour, then ``extra``
+    (line style handles)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=1.6, label=lab) for lab, c in colour.items()] + list(extra)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    fig.tight_layout()
 
 
 def _tail_figure(tail: pd.DataFrame) -> bytes:
@@ -137,22 +166,31 @@ def _tail_figure(tail: pd.DataFrame) -> bytes:
 
 
 def _timeline_figure(tl: pd.DataFrame) -> bytes:
+    """Per workload, mapped bytes (top row: where fragmentation and GC lag show as steps) and
+    in-use bytes (bottom row) over the run, one line per strategy, the trace's live bytes dotted."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     wls = sorted(set(tl["workload"]))
-    fig, axes = plt.subplots(1, len(wls), figsize=(4.2 * len(wls), 3.4), squeeze=False)
-    for ax, wl in zip(axes[0], wls):
+    colour = _colours(tl["label"])
+    fig, axes = plt.subplots(2, len(wls), figsize=(4.2 * len(wls) + 1.6, 6.2), squeeze=False, sharex=True)
+    for k, wl in enumerate(wls):
         g = tl[tl["workload"] == wl]
-        for i, (lab, s) in enumerate(g.groupby("label", sort=True)):
-            s = s[s["rep"] == s["rep"].min()].drop_duplicates("op").sort_values("op")
-            x = s["op"] / max(s["op"].max(), 1)
-            line, = ax.plot(x, s["in_use"] / 2**20, label=f"{lab} in use")
-            if s["mapped"].notna().any():
-                ax.plot(x, s["mapped"] / 2**20, ls="--", color=line.get_color(), label=f"{lab} mapped")
-            if i == 0:
-                ax.plot(x, s["live"] / 2**20, color="black", lw=0.8, ls=":", label="live")
-        ax.set(title=wl, xlabel="fraction of the trace's ops", ylabel="MiB")
-        ax.legend(fontsize=6)
+        top, bottom = axes[0][k], axes[1][k]
+        live = None
+        for lab, sr in g.groupby("label", sort=True):
+            sr = sr[sr["rep"] == sr["rep"].min()].drop_duplicates("op").sort_values("op")
+            x = sr["op"] / max(sr["op"].max(), 1)
+            if sr["mapped"].notna().any():
+                top.plot(x, sr["mapped"] / 2**20, color=colour[lab], lw=1.1)
+            bottom.plot(x, sr["in_use"] / 2**20, color=colour[lab], lw=0.9)
+            live = (x, sr["live"] / 2**20) if live is None else live
+        for ax in (top, bottom):
+            if live is not None:
+                ax.plot(*live, color="black", lw=0.8, ls=":")
+        top.set(title=wl, ylabel="mapped (MiB)")
+        bottom.set(xlabel="fraction of the trace's ops", ylabel="in use (MiB)")
+    _legend(fig, colour, [Line2D([], [], color="black", lw=0.8, ls=":", label="live (the trace's)")])
     return _fig_to_png(fig)
 
 
@@ -180,6 +218,6 @@ def section(inp: ReportInput) -> Section | None:
             figures.append(("latency-tail", "The slowest 0.1% of allocs by slow path", _tail_figure(tail)))
     if not tl.empty:
         tl = tl.assign(label=_labels(inp, tl))
-        figures.append(("memory-timeline", "Memory over the run: in use (solid), mapped (dashed), live (dotted)",
-                        _timeline_figure(tl)))
+        figures.append(("memory-timeline", "Memory over the run: mapped (top) and in use (bottom) per strategy, "
+                        "the trace's live bytes dotted", _timeline_figure(tl)))
     return Section(TITLE, NOTE, tuple(tables), tuple(figures))

@@ -126,3 +126,17 @@ def test_a_suite_matrix_turns_both_on_and_the_report_draws_them(tmp_path, capsys
     assert {slug for slug, _, _ in sec.figures} == {"latency-ccdf", "latency-tail", "memory-timeline"}
     pct = dict(sec.tables)["Latency per op (ns): mean, percentiles, max and ops timed"]
     assert set(pct["op"]) == {"alloc", "free"} and (pct["p99.9"] <= pct["max"]).all()
+
+
+def test_report_series_keep_two_cells_of_one_strategy_apart():
+    """Serial at 4 Ps and threads at 2 Ps of go on web are two lines (and two histograms), not one."""
+    import pandas as pd
+
+    from alloclab.harness import report_latency as RL
+    from alloclab.harness.report import ReportInput
+
+    side = pd.DataFrame({"cell_id": ["a", "a", "b", "c"], "strategy": ["go", "go", "go", "freelist"],
+                         "workload": ["web"] * 4, "procs": [4, 4, 2, 4], "mode": ["serial", "serial", "threads", "serial"]})
+    df = pd.DataFrame({"cell_id": ["a", "b", "c"], "label": ["go", "go", "freelist"]})
+    got = RL._labels(ReportInput(df, df, (), "bump"), side)
+    assert got.tolist() == ["go P4 serial", "go P4 serial", "go P2 threads", "freelist"]
