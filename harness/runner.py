@@ -128,12 +128,22 @@ def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mod
     if mode == "serial":
         cols = ex.columns(trace)
         wall = 0.0
-        for start in range(0, n, SLICE_OPS):
-            end = min(n, start + SLICE_OPS)
+        step = SLICE_OPS
+        if probe is not None and probe.tl_every and d.samples_mapped:
+            # a memory outside the Heap (libc's, a loaded allocator's) is sampled from here: slices
+            # end where the timeline's rows fall, and the row at each slice's end takes the sample
+            # (docs/design.md: why such a run's latency is a repetition of its own, run_cell)
+            step = probe.tl_every
+            d.sample_memory(st)
+            extra["os_rows"] = {0: d.sampled_mapped(st)}
+        for start in range(0, n, step):
+            end = min(n, start + step)
             t0 = time.perf_counter()
             status = rp.run(st, cols, start, end, peak_op=peak_op)
             wall += time.perf_counter() - t0
             d.sample_memory(st)
+            if "os_rows" in extra:
+                extra["os_rows"][end] = d.sampled_mapped(st)
             if progress is not None:
                 progress(end - start)
             if status != ex.OK:
@@ -192,12 +202,12 @@ def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mod
             err += (f": {'alloc' if trace.op[fail_op] == 0 else 'free'} of object {trace.obj[fail_op]}, "
                     f"{trace.size[fail_op]} B on P{trace.p[fail_op]}")
     if probe is not None and status == ex.OK:
-        extra.update(_probe_results(d, probe, rp, trace, n, where))
+        extra.update(_probe_results(d, probe, rp, trace, n, where, extra.pop("os_rows", None)))
     return RunResult(st_name, err, wall, summed, per_p, peak_mapped, in_use_peak, extra=extra, state=st,
                      addr_of=rp.addr_of if mode == "serial" else None)
 
 
-def _probe_results(d, probe, rp, trace, n, where) -> dict:
+def _probe_results(d, probe, rp, trace, n, where, rp_os_rows) -> dict:
     from alloclab.harness import latency, timeline
 
     out = {}
@@ -206,7 +216,7 @@ def _probe_results(d, probe, rp, trace, n, where) -> dict:
     if probe.tl_every:
         out["timeline"] = timeline.frame(probe, [int(s[ex.STAT_TL_ROWS]) for s in rp.stats],
                                          live=timeline.live_bytes(trace, n), where=where,
-                                         real_pointers=d.real_pointers)
+                                         real_pointers=d.real_pointers, os_rows=rp_os_rows)
     return out
 
 
@@ -262,8 +272,17 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
     out = []
     for rep in range(reps):
         before = yardstick() if yardstick else None
-        r = replay_once(d, config, trace, procs, mode=mode, check=check, arena_mb=arena_mb, progress=progress,
-                        instrument=instrument)
+        if _apart(d, instrument, mode):
+            r = replay_once(d, config, trace, procs, mode=mode, arena_mb=arena_mb, progress=progress,
+                            instrument=Instrument(sample=instrument.sample))
+            if r.status == "ok":
+                t = replay_once(d, config, trace, procs, mode=mode, arena_mb=arena_mb,
+                                instrument=Instrument(timeline_every=instrument.timeline_every))
+                if t.status == "ok":
+                    r.extra["timeline"] = t.extra["timeline"]
+        else:
+            r = replay_once(d, config, trace, procs, mode=mode, check=check, arena_mb=arena_mb, progress=progress,
+                            instrument=instrument)
         if yardstick:
             r.extra["ref_s"] = (before + yardstick()) / 2
         if check and r.status == "ok":
@@ -276,6 +295,15 @@ def run_cell(strategy: str, config, trace, *, mode="serial", reps=1, check=False
         if r.status != "ok":
             break
     return out
+
+
+def _apart(d, instrument, mode) -> bool:
+    """Whether a latency-and-timeline repetition runs as two replays, one for each: a serial
+    timeline of a memory sampled between slices (``samples_mapped``) cuts the run into a slice per
+    row, and each slice's Python call and library read would leave the next ops' caches cold and
+    their latencies in the tail (a row every 1/1000 of the trace is a thousand such ops)."""
+    return bool(instrument and instrument.sample and instrument.timeline_every and mode == "serial"
+                and d.samples_mapped)
 
 
 def counters_dict(strategy: str | Strategy | ModuleType, result: RunResult) -> dict[str, int]:

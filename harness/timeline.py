@@ -6,8 +6,10 @@ timeline ends at the run's final counters. It is the throughput kernel itself
 (no compile of its own) and costs nothing per op. Columns:
 
     op          ops done before the row (logical time; the last row: the trace's length)
-    mapped      the heap's mapped bytes (NaN for strategies on real pointers: ``system``'s
-                memory is libc's, sampled by the runner, not per op)
+    mapped      the heap's mapped bytes; for strategies on real pointers (``system`` and the
+                loaded allocators, whose memory is the library's) the bytes it holds from the
+                OS, sampled by the runner between slices that end at the rows (serial mode;
+                NaN in threads mode)
     in_use      bytes the strategy holds for live objects (its IN_USE counters)
     live        bytes of the trace's live objects at that op (the trace's own running sum,
                 computed here: no run changes it)
@@ -67,10 +69,12 @@ def live_bytes(trace, n: int | None = None) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(signed)])
 
 
-def frame(probe, written, *, live, where=None, real_pointers: bool = False):
+def frame(probe, written, *, live, where=None, real_pointers: bool = False, os_rows=None):
     """The probe's timeline as a DataFrame (COLUMNS), serial or merged over Ps. ``written``: the
     rows each thread wrote (its stats row's ``STAT_TL_ROWS``); ``live``: ``live_bytes`` of the
-    ops replayed; ``where``: threads mode, each P's stream index -> trace op index."""
+    ops replayed; ``where``: threads mode, each P's stream index -> trace op index. With
+    ``real_pointers`` the Heap's mapped bytes mean nothing: ``mapped`` is ``os_rows``' sample at
+    the row's op ({op: bytes}, the runner's, serial mode) or NaN."""
     import pandas as pd
 
     ops = len(live) - 1
@@ -89,7 +93,7 @@ def frame(probe, written, *, live, where=None, real_pointers: bool = False):
     out["live"] = live[out["op"].to_numpy()]
     out = out[list(COLUMNS)].astype({c: "int64" for c in COLUMNS})
     if real_pointers:
-        out["mapped"] = np.nan
+        out["mapped"] = out["op"].map(os_rows or {}).astype(float)
     return out.reset_index(drop=True)
 
 

@@ -43,6 +43,7 @@ _SIZE_CLASSES_SIMPLE = "alloclab.strategies._size_class_tables:simple"
 # the real allocators loaded at run time (strategies/_real_malloc.py): their own memory figures, and
 # unavailable where the library is not installed
 _LOADED_PEER = Hooks(sample_memory="sample_memory", peak_mapped_bytes="peak_mapped_bytes",
+                     sampled_mapped="alloclab.strategies._real_malloc:sampled_bytes",
                      unavailable_reason="unavailable_reason")
 
 _REGISTRY: dict[str, Strategy] = {s.name: s for s in (
@@ -60,7 +61,8 @@ _REGISTRY: dict[str, Strategy] = {s.name: s for s in (
              hooks=Hooks(peak_inuse_bytes="peak_inuse_bytes", mapped_floor="mapped_floor",
                          size_classes="alloclab.strategies._size_class_tables:go")),
     Strategy("system", "alloclab.strategies.system", "the process's libc malloc/free called from numba: a real peer",
-             hooks=Hooks(sample_memory="sample_memory", peak_mapped_bytes="peak_mapped_bytes")),
+             hooks=Hooks(sample_memory="sample_memory", peak_mapped_bytes="peak_mapped_bytes",
+                         sampled_mapped="alloclab.strategies._real_malloc:sampled_bytes")),
     Strategy("jemalloc", "alloclab.strategies.jemalloc", "jemalloc 5 (mallocx/sdallocx) called from numba: a real peer",
              requires="Debian: apt-get install libjemalloc2", hooks=_LOADED_PEER),
     Strategy("tcmalloc", "alloclab.strategies.tcmalloc",

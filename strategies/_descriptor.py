@@ -29,6 +29,9 @@ class Hooks:
     (or ``"module:function"`` elsewhere); "" = the default, in brackets."""
 
     sample_memory: str = ""       # (state) -> None, between serial slices and after a threads run [nothing]
+    sampled_mapped: str = ""      # (state) -> int, the bytes the last sample_memory found held from the OS,
+                                  #   for a memory that is not the Heap's (real pointers): a serial
+                                  #   timeline's mapped column [none: the Heap's, read in the kernel]
     peak_mapped_bytes: str = ""   # (state) -> int, peak memory mapped for the heap [the Heap's own peak]
     peak_inuse_bytes: str = ""    # (state) -> int, peak bytes held for objects, garbage included [peak mapped]
     mapped_floor: str = ""        # (config, live bytes) -> int, the least it could map for that live peak [live]
@@ -102,6 +105,15 @@ class Strategy:
         fn = self.hook("sample_memory")
         if fn is not None:
             fn(state)
+
+    @property
+    def samples_mapped(self) -> bool:
+        """Whether its timeline's mapped bytes come from ``sample_memory`` between slices (serial
+        mode) rather than from the Heap in the kernel."""
+        return bool(self.hooks.sampled_mapped)
+
+    def sampled_mapped(self, state) -> int:
+        return int(self.hook("sampled_mapped")(state))
 
     def peak_mapped_bytes(self, state, heap) -> int:
         fn = self.hook("peak_mapped_bytes")

@@ -228,6 +228,11 @@ def sample(st, figure: int) -> None:
     st.mem[SAMPLES] += 1
 
 
+def sampled_bytes(st) -> int:
+    """The library's figure (bytes since make_state's baseline) as the last ``sample`` took it."""
+    return int(st.mem[LAST_OS])
+
+
 def peak_in_use_bound(st) -> int:
     """An upper bound of the IN_USE sum's peak: exact with one P; with n Ps the
     published peak plus what each P may hold back (< BATCH bytes each)."""

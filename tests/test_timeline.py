@@ -140,3 +140,27 @@ def test_report_series_keep_two_cells_of_one_strategy_apart():
     df = pd.DataFrame({"cell_id": ["a", "b", "c"], "label": ["go", "go", "freelist"]})
     got = RL._labels(ReportInput(df, df, (), "bump"), side)
     assert got.tolist() == ["go P4 serial", "go P4 serial", "go P2 threads", "freelist"]
+
+
+def test_libcs_memory_is_sampled_at_each_row_of_a_serial_timeline(trace, arena_mb):
+    """system's memory is libc's: the runner samples it between slices cut at the rows, so every
+    serial row has it, the last one what the run's last sample saw; a latency-and-timeline
+    repetition runs the two apart (the slices' calls would be the latency tail)."""
+    from alloclab.harness.runner import run_cell
+    from alloclab.strategies import system
+
+    r = replay_once("system", system.Config(), trace, 1, arena_mb=arena_mb, instrument=Instrument(timeline_every=500))
+    assert r.status == "ok", r.error
+    tl = r.extra["timeline"]
+    assert tl["mapped"].notna().all() and len(tl) == -(-len(trace) // 500) + 1
+    assert tl["mapped"].iloc[-1] == int(r.state.mem[system.LAST_OS])
+    # (how much libc had to get from the OS depends on what the process freed before: no floor here)
+    assert (tl["mapped"] >= 0).all() and tl["mapped"].max() <= r.peak_mapped_bytes
+    [(_, both)] = run_cell("system", system.Config(), trace, reps=1, arena_mb=arena_mb,
+                           instrument=Instrument(sample=1, timeline_every=500))
+    assert both.extra["latency"].count(0) == (trace.op == 0).sum()
+    assert both.extra["timeline"]["mapped"].notna().all() and len(both.extra["timeline"]) == len(tl)
+    tr2 = generate("random", procs=2, seed=5, ops=6_000, dist="small", live=300)
+    t2 = replay_once("system", system.Config(), tr2, 2, mode="threads", arena_mb=arena_mb,
+                     instrument=Instrument(timeline_every=500)).extra["timeline"]
+    assert t2["mapped"].isna().all() and t2["in_use"].iloc[-1] >= 0   # threads mode: no sample per row
