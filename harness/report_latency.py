@@ -26,8 +26,11 @@ NOTE = ("One extra repetition per cell (bench's `latency = true` / `timeline = t
         "counter). go-runtime's ops are timed inside goreplay with Go's monotonic clock on the same 1-in-N sample "
         "(its cost per read and step: docs/go-fidelity.md), and its only tag is 'gc' (a GC cycle in progress at "
         "the op's start or end): the runtime's other slow paths are not visible from outside it. "
-        "Timelines: a sample every 1/1000 of the trace and one at its end (go-runtime's: serial mode, read "
-        "through runtime/metrics inside goreplay).")
+        "Timelines: a sample every 1/1000 of the trace and one at its end; threads mode samples each P's "
+        "stream and merges the rows by op. go-runtime's are read through runtime/metrics inside goreplay. "
+        "For system and the loaded allocators, mapped is what the library holds from the OS (its own "
+        "figure, sampled between slices; serial mode only), floored by the bytes in use, as their peak "
+        "is; memory the library kept from earlier runs in the process and reuses is not in it.")
 POOLS = ("bitmap", "freelist")   # the article's memory pool, in order of preference
 MALLOC = "system"
 STATS = ("mean", "p50", "p99", "p99.9", "max")

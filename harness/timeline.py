@@ -8,8 +8,8 @@ timeline ends at the run's final counters. It is the throughput kernel itself
     op          ops done before the row (logical time; the last row: the trace's length)
     mapped      the heap's mapped bytes; for strategies on real pointers (``system`` and the
                 loaded allocators, whose memory is the library's) the bytes it holds from the
-                OS, sampled by the runner between slices that end at the rows (serial mode;
-                NaN in threads mode)
+                OS, sampled by the runner between slices that end at the rows, floored by the
+                row's in-use bytes as their peak is (serial mode; NaN in threads mode)
     in_use      bytes the strategy holds for live objects (its IN_USE counters)
     live        bytes of the trace's live objects at that op (the trace's own running sum,
                 computed here: no run changes it)
@@ -93,7 +93,10 @@ def frame(probe, written, *, live, where=None, real_pointers: bool = False, os_r
     out["live"] = live[out["op"].to_numpy()]
     out = out[list(COLUMNS)].astype({c: "int64" for c in COLUMNS})
     if real_pointers:
-        out["mapped"] = out["op"].map(os_rows or {}).astype(float)
+        # floored by the row's in-use bytes, as the strategy's peak is (peak_mapped_bytes): memory
+        # the library kept from earlier runs and reuses is not in its growth since the baseline
+        out["mapped"] = np.fmax(out["op"].map(os_rows or {}).astype(float), out["in_use"].where(
+            out["op"].isin(list(os_rows or ())), np.nan))
     return out.reset_index(drop=True)
 
 
