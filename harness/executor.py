@@ -507,8 +507,8 @@ def _clock_start(st, p, i, tsum, lat):
 
     What is inlined into the loop is kept small: the sample test, the counter reads, the sum of
     the tags and one bucket. The rest (a snapshot, an op that moved a tag) is a call. Inlined
-    whole, the timed op's work made the loop's untimed ops slower too, by 1-10 ns and by a
-    different amount in different processes (1 op in 1,000 timed cost freelist up to +130%).
+    whole, the timed op's work made the loop's untimed ops slower too, by a different amount in
+    different processes (docs/latency.md).
     """
     if not _sampled(i, lat[LA_EVERY], lat[LA_BELOW]):
         return -1, -1

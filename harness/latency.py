@@ -51,8 +51,8 @@ assert len(CAUSES) <= ex.LAT_CAUSES
 CAUSE_INDEX = {name: i for i, name in enumerate(CAUSES)}
 # counter name (standard or a strategy's EXTRA_COUNTERS) -> the slow path it marks. Only counters
 # that move on a slow path: go's tiny_blocks is not one (a new 16 B tiny block is an ordinary small
-# alloc from the mcache, nextFreeFast; when it needs a refill, ``refills`` says so), and tagging it
-# "span alloc" made one go alloc in ten on random a "slow" op
+# alloc from the mcache, nextFreeFast; when it needs a refill, ``refills`` says so); tagging it
+# "span alloc" called ordinary allocs slow (docs/latency.md)
 CAUSE_COUNTERS = {
     "gc_cycles": "gc",
     "heap_grows": "heap grow", "slabs": "heap grow", "pools": "heap grow", "large_maps": "heap grow",

@@ -123,6 +123,7 @@ def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mod
             probe.goal_arr, probe.goal_idx = goal
     peak_op = trace.stats()["peak_op"] if stop is None else -1
     status, fail_op, fail_addr, in_use_peak = ex.OK, -1, -1, -1
+    os_rows = None   # serial timeline of a memory outside the Heap: {op: the library's figure}
     per_p = []
     extra = {}
     if mode == "serial":
@@ -132,18 +133,18 @@ def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mod
         if probe is not None and probe.tl_every and d.samples_mapped:
             # a memory outside the Heap (libc's, a loaded allocator's) is sampled from here: slices
             # end where the timeline's rows fall, and the row at each slice's end takes the sample
-            # (docs/design.md: why such a run's latency is a repetition of its own, run_cell)
+            # (why such a run's latency is a replay of its own: _apart)
             step = probe.tl_every
             d.sample_memory(st)
-            extra["os_rows"] = {0: d.sampled_mapped(st)}
+            os_rows = {0: d.sampled_mapped(st)}
         for start in range(0, n, step):
             end = min(n, start + step)
             t0 = time.perf_counter()
             status = rp.run(st, cols, start, end, peak_op=peak_op)
             wall += time.perf_counter() - t0
             d.sample_memory(st)
-            if "os_rows" in extra:
-                extra["os_rows"][end] = d.sampled_mapped(st)
+            if os_rows is not None:
+                os_rows[end] = d.sampled_mapped(st)
             if progress is not None:
                 progress(end - start)
             if status != ex.OK:
@@ -202,12 +203,12 @@ def replay_once(strategy: str | Strategy | ModuleType, config, trace, procs, mod
             err += (f": {'alloc' if trace.op[fail_op] == 0 else 'free'} of object {trace.obj[fail_op]}, "
                     f"{trace.size[fail_op]} B on P{trace.p[fail_op]}")
     if probe is not None and status == ex.OK:
-        extra.update(_probe_results(d, probe, rp, trace, n, where, extra.pop("os_rows", None)))
+        extra.update(_probe_results(d, probe, rp, trace, n, where, os_rows))
     return RunResult(st_name, err, wall, summed, per_p, peak_mapped, in_use_peak, extra=extra, state=st,
                      addr_of=rp.addr_of if mode == "serial" else None)
 
 
-def _probe_results(d, probe, rp, trace, n, where, rp_os_rows) -> dict:
+def _probe_results(d, probe, rp, trace, n, where, os_rows) -> dict:
     from alloclab.harness import latency, timeline
 
     out = {}
@@ -215,8 +216,8 @@ def _probe_results(d, probe, rp, trace, n, where, rp_os_rows) -> dict:
         out["latency"] = latency.Histogram.from_probe(probe)
     if probe.tl_every:
         out["timeline"] = timeline.frame(probe, [int(s[ex.STAT_TL_ROWS]) for s in rp.stats],
-                                         live=timeline.live_bytes(trace, n), where=where,
-                                         real_pointers=d.real_pointers, os_rows=rp_os_rows)
+                                         live=trace.live_bytes()[:n + 1], where=where,
+                                         real_pointers=d.real_pointers, os_rows=os_rows)
     return out
 
 

@@ -61,20 +61,12 @@ def gc_column(counter_names: dict[int, str]) -> int:
     return next((col for col, n in counter_names.items() if n == "gc_cycles"), -1)
 
 
-def live_bytes(trace, n: int | None = None) -> np.ndarray:
-    """The trace's live bytes after each of its first ``n`` ops: element k is the live bytes with k
-    ops done (k = 0..n). A property of the trace, not of the run: the kernel need not count it."""
-    n = len(trace) if n is None else n
-    signed = np.where(trace.op[:n] == 0, 1, -1) * trace.size[:n].astype(np.int64)
-    return np.concatenate([[0], np.cumsum(signed)])
-
-
 def frame(probe, written, *, live, where=None, real_pointers: bool = False, os_rows=None):
     """The probe's timeline as a DataFrame (COLUMNS), serial or merged over Ps. ``written``: the
-    rows each thread wrote (its stats row's ``STAT_TL_ROWS``); ``live``: ``live_bytes`` of the
-    ops replayed; ``where``: threads mode, each P's stream index -> trace op index. With
-    ``real_pointers`` the Heap's mapped bytes mean nothing: ``mapped`` is ``os_rows``' sample at
-    the row's op ({op: bytes}, the runner's, serial mode) or NaN."""
+    rows each thread wrote (its stats row's ``STAT_TL_ROWS``); ``live``: ``Trace.live_bytes``
+    up to the ops replayed; ``where``: threads mode, each P's stream index -> trace op index.
+    With ``real_pointers`` the Heap's mapped bytes mean nothing: ``mapped`` is ``os_rows``'
+    sample at the row's op ({op: bytes}, the runner's, serial mode) or NaN."""
     import pandas as pd
 
     ops = len(live) - 1
@@ -95,8 +87,8 @@ def frame(probe, written, *, live, where=None, real_pointers: bool = False, os_r
     if real_pointers:
         # floored by the row's in-use bytes, as the strategy's peak is (peak_mapped_bytes): memory
         # the library kept from earlier runs and reuses is not in its growth since the baseline
-        out["mapped"] = np.fmax(out["op"].map(os_rows or {}).astype(float), out["in_use"].where(
-            out["op"].isin(list(os_rows or ())), np.nan))
+        sampled = out["op"].map(os_rows or {}).astype(float)
+        out["mapped"] = np.fmax(sampled, out["in_use"].where(sampled.notna()))
     return out.reset_index(drop=True)
 
 

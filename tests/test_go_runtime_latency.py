@@ -128,7 +128,7 @@ def test_a_threads_timeline_has_each_ps_rows_merged_by_op_and_ends_at_the_trace(
     # each P's rows: the trace index of its ops 0, K, 2K, ... of its own stream; then the end
     want = np.sort(np.concatenate([np.flatnonzero(tr.p == p)[::every] for p in range(tr.procs)] + [[len(tr)]]))
     assert (ops == want).all()
-    assert (df["live"].to_numpy() == timeline.live_bytes(tr)[ops]).all()
+    assert (df["live"].to_numpy() == tr.live_bytes()[ops]).all()
     # (held and in-use are deltas over the rep's baseline, and the Ps' rows interleave in real time,
     # so neither held >= in-use nor GC cycles rising with op hold row by row here)
     assert (df["heap_goal"] >= 4 << 20).all() and df["in_use"].max() > 0

@@ -50,11 +50,16 @@ class Trace:
     def nobj(self) -> int:
         return int(self.obj.max()) + 1 if len(self) else 0
 
+    def live_bytes(self) -> np.ndarray:
+        """Live bytes with k ops done, for k = 0..len: the trace's running sum of allocs minus frees
+        (a property of the trace, the same under every strategy)."""
+        sign = np.where(self.op == 0, 1, -1).astype(np.int64)
+        return np.concatenate([[0], np.cumsum(sign * self.size.astype(np.int64))])
+
     def stats(self) -> dict[str, Any]:
         """ops, allocs, frees, objects, peak live bytes (and the op where it is reached)."""
         if self._stats is None:
-            sign = np.where(self.op == 0, 1, -1).astype(np.int64)
-            live = np.cumsum(sign * self.size.astype(np.int64))
+            live = self.live_bytes()[1:]   # after each op
             peak_op = int(np.argmax(live)) if len(self) else -1
             allocs = int((self.op == 0).sum())
             self._stats = dict(

@@ -541,7 +541,7 @@ def timeline_frame(rows, trace):
     from alloclab.harness import timeline
 
     a = np.asarray(rows, np.int64).reshape(-1, 5)
-    df = pd.DataFrame({"op": a[:, 0], "mapped": a[:, 1], "in_use": a[:, 2], "live": timeline.live_bytes(trace)[a[:, 0]],
+    df = pd.DataFrame({"op": a[:, 0], "mapped": a[:, 1], "in_use": a[:, 2], "live": trace.live_bytes()[a[:, 0]],
                        "gc_cycles": a[:, 3], "heap_goal": a[:, 4]})
     return df[list(timeline.COLUMNS)]
 
