@@ -188,9 +188,13 @@ class Histogram:
         n = c.sum()
         if n == 0:
             return float("nan")
-        # the smallest value with at least q of the ops at or below it (numpy's "inverted_cdf")
+        # the smallest value with at least q of the ops at or below it (numpy's "inverted_cdf"),
+        # read as its bucket's midpoint, but never above the exact max: the slowest op can sit
+        # in the lower half of the top bucket, and a p99.9 above the max reads as nonsense
         k = np.searchsorted(np.cumsum(c), q * n, side="left")
-        return float(self.values_ns[min(k, len(c) - 1)])
+        v = float(self.values_ns[min(k, len(c) - 1)])
+        mx = float(self.max_ns[op])
+        return min(v, mx) if mx == mx else v
 
     def summary(self, op: int) -> dict[str, float]:
         """p50, p90, p99, p99.9, max (ns) and count of one op kind."""

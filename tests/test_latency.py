@@ -61,6 +61,17 @@ def test_percentiles_match_numpy_within_the_stated_error():
     assert h.count(1) == 0 and np.isnan(h.summary(1)["max"])
 
 
+def test_no_percentile_is_above_the_exact_max():
+    """The top bucket's midpoint can lie above the slowest op (which sits in its lower half): the
+    percentiles stop at the max, which is exact."""
+    low, _ = L.bucket_bounds()
+    cyc = np.concatenate([np.full(999, 100), [low[400]]]).astype(np.int64)   # the max at a bucket's floor
+    h = _hist(cyc)
+    s = h.summary(0)
+    assert s["p99.9"] <= s["max"] == low[400] * 0.5 and h.quantile(0, 1.0) == s["max"]
+    assert s["p50"] == h.quantile(0, 0.5) <= s["p99.9"]
+
+
 def test_merge_and_stored_rows_give_back_the_whole():
     cyc = _synthetic(seed=3)
     whole = _hist(cyc)
