@@ -924,11 +924,10 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 			lats[p] = newLatency(r.sample)
 		}
 	}
-	msBase, msEnd := &memStats[0], &memStats[1]
-	if timed {
-		runtime.ReadMemStats(msBase)
-	}
-	var tl *timeline    // made before the baseline, off the Go heap
+	// timelines: made before both baselines, as the histograms are (their structs and readers are
+	// on the Go heap, their rows off it; tls escapes to the heap, captured by the goroutines, and
+	// made after ReadMemStats it was an allocation in every rep's per-class counts)
+	var tl *timeline    // serial mode
 	var tls []*timeline // threads mode: one per goroutine (tls[0] also takes the last row)
 	if timed && r.timeline > 0 {
 		if mode == "serial" {
@@ -939,6 +938,10 @@ func (r *replayer) run(mode string, stop int, idx [][]int32, timed bool) repResu
 				tls[p] = newTimeline(r.timeline, len(idx[p]))
 			}
 		}
+	}
+	msBase, msEnd := &memStats[0], &memStats[1]
+	if timed {
+		runtime.ReadMemStats(msBase)
 	}
 	base := newSampler().read() // after ReadMemStats: TinyAllocs is exact (see below)
 	if tl != nil {
